@@ -1,0 +1,16 @@
+//! onboard-shared: everything both binaries need.
+//!
+//! * [`jobs`]: the four job payloads and their validation;
+//! * [`secret`]: the redacted secret type and log masking;
+//! * [`provider_error`]: the one classification of provider failures;
+//! * [`providers`]: one module per provider API (signer, client, error mapping);
+//! * [`config`]: TOML + `ONBOARD_*` configuration.
+
+pub mod config;
+pub mod jobs;
+pub mod provider_error;
+pub mod providers;
+pub mod secret;
+
+pub use provider_error::{ErrorClass, ProviderError};
+pub use secret::Secret;
