@@ -326,16 +326,18 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Self::env());
-        figment
-            .extract()
-            .map_err(|e| ConfigError(e.to_string()))
+        figment.extract().map_err(|e| ConfigError(e.to_string()))
     }
 
     fn env() -> Env {
         // Variables the binaries read on their own, not config keys.
         const NOT_CONFIG: [&str; 4] = ["LOG", "LOG_FORMAT", "SANDBOX_LISTEN", "CONFIG"];
         Env::prefixed("ONBOARD_")
-            .filter(|key| !NOT_CONFIG.iter().any(|k| key.as_str().eq_ignore_ascii_case(k)))
+            .filter(|key| {
+                !NOT_CONFIG
+                    .iter()
+                    .any(|k| key.as_str().eq_ignore_ascii_case(k))
+            })
             .split("__")
     }
 
@@ -370,6 +372,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail API returns its large error type by value; that is its signature, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod jobs;
 pub mod provider_error;
 pub mod providers;
+pub mod queue;
 pub mod secret;
 
 pub use provider_error::{ErrorClass, ProviderError};

@@ -1,0 +1,52 @@
+//! The queue's Lua scripts, each in its own `.lua` file beside this one.
+//!
+//! `common.lua` (argument conventions and helpers) is prepended to each script at build
+//! time. `redis::Script` runs them by SHA and loads them again when Redis answers NOSCRIPT,
+//! which is what happens after a Redis restart.
+
+use redis::Script;
+use std::sync::LazyLock;
+
+macro_rules! queue_script {
+    ($name:ident, $file:literal) => {
+        #[doc = concat!("`", $file, "`")]
+        pub static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("scripts/common.lua"),
+                "\n",
+                include_str!(concat!("scripts/", $file))
+            ))
+        });
+    };
+}
+
+queue_script!(ENQUEUE, "enqueue.lua");
+queue_script!(FETCH, "fetch.lua");
+queue_script!(ACK, "ack.lua");
+queue_script!(RENEW, "renew.lua");
+queue_script!(SUPPLY_CODE, "supply_code.lua");
+queue_script!(RESEND_CODE, "resend_code.lua");
+queue_script!(EXPIRE_CODES, "expire_codes.lua");
+queue_script!(ADD_DEPENDENT, "add_dependent.lua");
+queue_script!(RESOLVE_DEPENDENCY, "resolve_dependency.lua");
+queue_script!(DEAD_RETRY, "dead_retry.lua");
+queue_script!(DEAD_PURGE, "dead_purge.lua");
+queue_script!(QUARANTINE, "quarantine.lua");
+
+/// Every script, for loading them all at once (before pipelined EVALSHA calls).
+pub fn all() -> [&'static Script; 12] {
+    [
+        &ENQUEUE,
+        &FETCH,
+        &ACK,
+        &RENEW,
+        &SUPPLY_CODE,
+        &RESEND_CODE,
+        &EXPIRE_CODES,
+        &ADD_DEPENDENT,
+        &RESOLVE_DEPENDENCY,
+        &DEAD_RETRY,
+        &DEAD_PURGE,
+        &QUARANTINE,
+    ]
+}

@@ -1,0 +1,23 @@
+-- Brings a dead job back: attempts reset, back to the queue (or to waiting, when it has a
+-- parent, so the dependency is checked again). ARGV[6] = id.
+-- Returns {'queued'}, {'waiting', parent} or {'wrong_state', state}.
+local id = ARGV[6]
+local key = job_key(id)
+local f = redis.call('HMGET', key, 'state', 'parent', 'payload')
+if not f[1] then return {'wrong_state', 'missing'} end
+if f[1] ~= 'dead' then return {'wrong_state', f[1]} end
+if not f[3] or f[3] == '' then return {'wrong_state', 'undecodable'} end
+redis.call('ZREM', prefix .. 'dead', id)
+redis.call('HSET', key, 'attempts', 0, 'code_failures', 0, 'updated_ms', now, 'phase', '')
+redis.call('HDEL', key, 'finished_ms')
+redis.call('PERSIST', key)
+if f[2] and f[2] ~= '' then
+  redis.call('HSET', key, 'state', 'waiting')
+  redis.call('ZADD', prefix .. 'waiting', now, id)
+  emit(id, 'waiting', 'reason', 'dead letter retried')
+  return {'waiting', f[2]}
+end
+redis.call('HSET', key, 'state', 'queued')
+make_ready(id, false)
+emit(id, 'queued', 'reason', 'dead letter retried')
+return {'queued'}

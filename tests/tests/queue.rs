@@ -1,0 +1,430 @@
+//! The queue store against a real redis-server: enqueue, idempotency, fetch/lease, acks,
+//! retries and their limits, deferrals, quarantine, dependencies, codes, dead letters.
+
+use onboard_shared::config::{Config, Profile};
+use onboard_shared::jobs::*;
+use onboard_shared::queue::*;
+use onboard_shared::secret::Secret;
+use onboard_tests::RedisServer;
+use redis::Commands;
+
+async fn store(redis: &RedisServer) -> JobStore {
+    let mut cfg = Config::default();
+    cfg.profile = Profile::Sandbox;
+    cfg.redis_url = redis.url();
+    cfg.queue.lease_ms = 2_000;
+    cfg.queue.max_attempts.create_customer = 3;
+    JobStore::connect(&cfg).await.expect("connect")
+}
+
+fn customer(id: &str) -> Job {
+    Job::CreateCustomer(CreateCustomerJob {
+        customer_id: id.into(),
+        country_code: "86".into(),
+        phone_number: "13900000000".into(),
+    })
+}
+
+fn bind(id: &str) -> Job {
+    Job::BindDevices(BindDevicesJob {
+        customer_id: id.into(),
+        devices: vec![DeviceInfo {
+            customer_device_no: "1".into(),
+            device_id: "P1/d1".into(),
+            product_name: "lamp".into(),
+        }],
+    })
+}
+
+fn err(code: &str) -> ErrorRecord {
+    ErrorRecord {
+        class: "transient".into(),
+        code: code.into(),
+        message: "boom".into(),
+    }
+}
+
+#[tokio::test]
+async fn enqueue_is_fifo_and_idempotent() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let opts = EnqueueOptions {
+        idempotency_key: Some("c1".into()),
+        ..Default::default()
+    };
+    let first = s.enqueue(&customer("c1"), &opts).await.unwrap();
+    let again = s.enqueue(&customer("c1"), &opts).await.unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(again.id, first.id, "a duplicate returns the FIRST job's id");
+    let second = s
+        .enqueue(&customer("c2"), &Default::default())
+        .await
+        .unwrap();
+
+    let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
+    let ids: Vec<_> = got.jobs.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(ids, vec![first.id.clone(), second.id.clone()]);
+    assert_eq!(got.jobs[0].attempt, 1);
+    assert_eq!(got.jobs[0].job, customer("c1"));
+    assert_eq!(
+        s.status(&first.id, false).await.unwrap().state,
+        JobState::Running
+    );
+}
+
+#[tokio::test]
+async fn payloads_are_encrypted_at_rest() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let job = Job::RegisterUser(RegisterUserJob {
+        email: "alice@example.com".into(),
+        mobile: "13900001111".into(),
+        passwd: Secret::new("pa55word-XYZ"),
+        name: None,
+        industry: None,
+        sale_id: None,
+    });
+    let e = s.enqueue(&job, &Default::default()).await.unwrap();
+    let mut conn = redis.connection();
+    let payload: Vec<u8> = conn
+        .hget(format!("onboard:{{register-user}}:job:{}", e.id), "payload")
+        .unwrap();
+    assert!(!payload.is_empty());
+    let text = String::from_utf8_lossy(&payload);
+    assert!(!text.contains("pa55word"), "password stored in clear");
+    assert!(!text.contains("alice"), "e-mail stored in clear");
+}
+
+#[tokio::test]
+async fn retries_count_attempts_and_end_dead() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let e = s
+        .enqueue(&customer("c1"), &Default::default())
+        .await
+        .unwrap();
+    for attempt in 1..=3u32 {
+        let got = s.fetch(JobKind::CreateCustomer, 1, "t").await.unwrap();
+        assert_eq!(got.jobs.len(), 1, "attempt {attempt} is handed out");
+        let j = &got.jobs[0];
+        assert_eq!(j.attempt, attempt);
+        let st = s
+            .ack(
+                JobKind::CreateCustomer,
+                &j.id,
+                &j.token,
+                &Ack::Retry {
+                    delay_ms: 0,
+                    error: err("InternalError"),
+                    uncertain: false,
+                },
+            )
+            .await
+            .unwrap();
+        if attempt < 3 {
+            assert_eq!(st, AckStatus::Retry);
+        } else {
+            assert_eq!(st, AckStatus::Dead, "max attempts (3) reached");
+        }
+    }
+    let status = s.status(&e.id, false).await.unwrap();
+    assert_eq!(status.state, JobState::Dead);
+    let last = status.last_error.unwrap();
+    assert_eq!(last.code, "InternalError");
+    assert!(
+        last.message.contains("attempts used up"),
+        "{}",
+        last.message
+    );
+    let dead = s.dead_letters(JobKind::CreateCustomer, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+}
+
+#[tokio::test]
+async fn throttling_uses_no_attempt() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let e = s
+        .enqueue(&customer("c1"), &Default::default())
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let got = s.fetch(JobKind::CreateCustomer, 1, "t").await.unwrap();
+        let j = &got.jobs[0];
+        assert_eq!(j.attempt, 1, "deferrals never use up an attempt");
+        let st = s
+            .ack(
+                JobKind::CreateCustomer,
+                &j.id,
+                &j.token,
+                &Ack::Defer {
+                    delay_ms: 0,
+                    error: err("RequestLimitExceeded"),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(st, AckStatus::Deferred);
+    }
+    let status = s.status(&e.id, false).await.unwrap();
+    assert_eq!(status.throttles, 5);
+    assert_eq!(status.attempts, 0);
+}
+
+#[tokio::test]
+async fn expired_lease_is_handed_out_again_and_stale_ack_is_refused() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await; // lease 2 s
+    let e = s
+        .enqueue(&customer("c1"), &Default::default())
+        .await
+        .unwrap();
+    let first = s
+        .fetch(JobKind::CreateCustomer, 1, "a")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert!(s
+        .fetch(JobKind::CreateCustomer, 1, "b")
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
+    // Make the lease lapse now rather than sleeping through it.
+    let mut conn = redis.connection();
+    let _: () = conn
+        .zadd("onboard:{create-customer}:leased", &e.id, 1)
+        .unwrap();
+    let second = s
+        .fetch(JobKind::CreateCustomer, 1, "b")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!(second.id, e.id);
+    assert!(second.uncertain, "a lapsed lease leaves the effect unknown");
+    assert_eq!(second.attempt, 2);
+    let stale = s
+        .ack(
+            JobKind::CreateCustomer,
+            &first.id,
+            &first.token,
+            &Ack::Succeeded(serde_json::json!({})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stale,
+        AckStatus::Stale,
+        "the old holder cannot record an outcome"
+    );
+    assert!(s
+        .renew(JobKind::CreateCustomer, &second.id, &second.token)
+        .await
+        .unwrap());
+    assert!(!s
+        .renew(JobKind::CreateCustomer, &first.id, &first.token)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn garbage_is_quarantined_and_others_flow() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let mut conn = redis.connection();
+    // A record whose payload is garbage, and an id with no record at all.
+    let _: () = conn
+        .hset_multiple(
+            "onboard:{create-customer}:job:cust_GARBAGE",
+            &[
+                ("state", "queued"),
+                ("payload", "not encrypted json"),
+                ("attempts", "0"),
+                ("max_attempts", "3"),
+            ],
+        )
+        .unwrap();
+    let _: () = conn
+        .rpush("onboard:{create-customer}:ready", "cust_GARBAGE")
+        .unwrap();
+    let _: () = conn
+        .rpush("onboard:{create-customer}:ready", "cust_NORECORD")
+        .unwrap();
+    let good = s
+        .enqueue(&customer("c1"), &Default::default())
+        .await
+        .unwrap();
+    let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
+    assert_eq!(got.jobs.len(), 1);
+    assert_eq!(got.jobs[0].id, good.id);
+    assert_eq!(got.quarantined, 1);
+    let garbage = s.status("cust_GARBAGE", false).await.unwrap();
+    assert_eq!(garbage.state, JobState::Dead);
+    assert_eq!(garbage.last_error.unwrap().class, "undecodable");
+    assert_eq!(
+        s.status("cust_NORECORD", false).await.unwrap().state,
+        JobState::Dead
+    );
+}
+
+#[tokio::test]
+async fn dependents_wait_then_run_or_die_with_their_parent() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let parent = s
+        .enqueue(&customer("c1"), &Default::default())
+        .await
+        .unwrap();
+    let child = s
+        .enqueue(
+            &bind("c1"),
+            &EnqueueOptions {
+                depends_on: Some(parent.id.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.status(&child.id, false).await.unwrap().state,
+        JobState::Waiting
+    );
+    assert!(s
+        .fetch(JobKind::BindDevices, 10, "t")
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
+    let p = s
+        .fetch(JobKind::CreateCustomer, 1, "t")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    s.ack(
+        JobKind::CreateCustomer,
+        &p.id,
+        &p.token,
+        &Ack::Succeeded(serde_json::json!({"status": "OK"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.status(&child.id, false).await.unwrap().state,
+        JobState::Queued
+    );
+
+    // A failing parent kills its child with "dependency failed"; retrying both revives it.
+    let parent2 = s
+        .enqueue(&customer("c2"), &Default::default())
+        .await
+        .unwrap();
+    let child2 = s
+        .enqueue(
+            &bind("c2"),
+            &EnqueueOptions {
+                depends_on: Some(parent2.id.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let p = s
+        .fetch(JobKind::CreateCustomer, 1, "t")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    s.ack(
+        JobKind::CreateCustomer,
+        &p.id,
+        &p.token,
+        &Ack::Dead(err("invalid Phone")),
+    )
+    .await
+    .unwrap();
+    let c = s.status(&child2.id, false).await.unwrap();
+    assert_eq!(c.state, JobState::Dead);
+    assert!(c.last_error.unwrap().message.contains("dependency failed"));
+    assert_eq!(s.retry_dead(&child2.id).await.unwrap(), JobState::Waiting);
+    // Parent still dead: the child is dead again at once.
+    assert_eq!(
+        s.status(&child2.id, false).await.unwrap().state,
+        JobState::Dead
+    );
+    assert_eq!(s.retry_dead(&parent2.id).await.unwrap(), JobState::Queued);
+    assert_eq!(s.retry_dead(&child2.id).await.unwrap(), JobState::Waiting);
+    assert_eq!(
+        s.status(&child2.id, false).await.unwrap().state,
+        JobState::Waiting
+    );
+    let err = s.retry_dead(&parent2.id).await.unwrap_err();
+    assert!(err.to_string().contains("is queued"), "{err}");
+}
+
+#[tokio::test]
+async fn verify_code_resumes_once() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let job = Job::CreateAccount(CreateAccountJob {
+        account_type: AccountType::Personal,
+        mail: "a@example.com".into(),
+        password: Secret::new("Abc123!x"),
+        confirm_password: Secret::new("Abc123!x"),
+        phone_num: "12345678".into(),
+        country_code: "852".into(),
+        area: "HK".into(),
+        extended: None,
+        trade_one: None,
+        trade_two: None,
+    });
+    let e = s.enqueue(&job, &Default::default()).await.unwrap();
+    let j = s
+        .fetch(JobKind::CreateAccount, 1, "t")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!(j.phase, CodePhase::Send);
+    let bad = s
+        .supply_code(&e.id, &Secret::new("123456"))
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("is running"), "{bad}");
+    s.ack(
+        JobKind::CreateAccount,
+        &j.id,
+        &j.token,
+        &Ack::AwaitCode {
+            deadline_ms: now_ms() + 60_000,
+            masked_phone: "****5678".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.status(&e.id, false).await.unwrap().state,
+        JobState::AwaitingCode
+    );
+    assert!(matches!(
+        s.supply_code(&e.id, &Secret::new("12a456")).await,
+        Err(QueueError::BadCode)
+    ));
+    s.supply_code(&e.id, &Secret::new("654321")).await.unwrap();
+    let again = s
+        .supply_code(&e.id, &Secret::new("654321"))
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("is queued"), "{again}");
+    let j = s
+        .fetch(JobKind::CreateAccount, 1, "t")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!(j.phase, CodePhase::Verify);
+    assert_eq!(j.verify_code.unwrap().expose(), "654321");
+}
