@@ -9,9 +9,11 @@ use onboard_tests::RedisServer;
 use redis::Commands;
 
 async fn store(redis: &RedisServer) -> JobStore {
-    let mut cfg = Config::default();
-    cfg.profile = Profile::Sandbox;
-    cfg.redis_url = redis.url();
+    let mut cfg = Config {
+        profile: Profile::Sandbox,
+        redis_url: redis.url(),
+        ..Config::default()
+    };
     cfg.queue.lease_ms = 2_000;
     cfg.queue.max_attempts.create_customer = 3;
     JobStore::connect(&cfg).await.expect("connect")
