@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod provider_error;
 pub mod providers;
 pub mod queue;
+pub mod ratelimit;
 pub mod secret;
 
 pub use provider_error::{ErrorClass, ProviderError};

@@ -1,0 +1,238 @@
+//! The backend's tower layer: runs each job under its lease and records its outcome.
+//!
+//! It sits between apalis and the handler (`BackendConfig::Layer`), so it sees the
+//! handler's real result, including a panic turned into an error by `catch_panic`. While
+//! the handler runs, the lease is renewed every third of its length; when the handler
+//! ends, ONE script records the outcome (checked against the lease token). If the shutdown
+//! deadline passes first, the job is handed straight back to the queue.
+
+use super::outcome::{JobOutcome, OutcomePolicy};
+use super::record::{Ack, AckStatus, ClaimedJob};
+use super::store::JobStore;
+use apalis_core::error::BoxDynError;
+use apalis_core::task::Task;
+use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+use tower::{Layer, Service};
+
+/// The worker's concurrency slots, shared by the fetcher (takes) and the layer (releases),
+/// so the fetcher never claims more jobs than can start at once.
+#[derive(Debug)]
+pub struct Slots {
+    capacity: usize,
+    in_flight: AtomicUsize,
+    freed: Notify,
+}
+
+impl Slots {
+    /// `capacity` slots, all free.
+    pub fn new(capacity: usize) -> Self {
+        Slots {
+            capacity,
+            in_flight: AtomicUsize::new(0),
+            freed: Notify::new(),
+        }
+    }
+
+    /// Free slots now.
+    pub fn free(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.in_flight.load(Ordering::Acquire))
+    }
+
+    /// Takes one slot.
+    pub fn take(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Gives one slot back and wakes the fetcher.
+    pub fn release(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.freed.notify_one();
+    }
+
+    /// Resolves when a slot is released (or was released since the last call).
+    pub async fn freed(&self) {
+        self.freed.notified().await
+    }
+
+    /// Jobs running or handed to the worker.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct AckLayer {
+    inner: Arc<AckContext>,
+}
+
+struct AckContext {
+    store: JobStore,
+    slots: Arc<Slots>,
+    policy: OutcomePolicy,
+    hard_stop: watch::Receiver<bool>,
+}
+
+impl AckLayer {
+    /// A layer recording outcomes in `store`.
+    pub fn new(
+        store: JobStore,
+        slots: Arc<Slots>,
+        policy: OutcomePolicy,
+        hard_stop: watch::Receiver<bool>,
+    ) -> Self {
+        AckLayer {
+            inner: Arc::new(AckContext {
+                store,
+                slots,
+                policy,
+                hard_stop,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for AckLayer {
+    type Service = AckService<S>;
+    fn layer(&self, inner: S) -> AckService<S> {
+        AckService {
+            inner,
+            ctx: self.inner.clone(),
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct AckService<S> {
+    inner: S,
+    ctx: Arc<AckContext>,
+}
+
+impl<S> Service<Task<ClaimedJob>> for AckService<S>
+where
+    S: Service<Task<ClaimedJob>, Response = JobOutcome>,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxDynError> + Send,
+{
+    type Response = ();
+    type Error = BoxDynError;
+    type Future = BoxFuture<'static, Result<(), BoxDynError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxDynError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, task: Task<ClaimedJob>) -> Self::Future {
+        let job = task.args.clone();
+        let handler = self.inner.call(task);
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let kind = job.kind().as_str();
+            let ack = tokio::select! {
+                result = handler => {
+                    let result = result.map_err(Into::into);
+                    ctx.policy.ack_for(&job, result.as_ref().map(Clone::clone).map_err(|e| e.as_ref() as &(dyn std::error::Error + 'static)))
+                }
+                _ = ctx.renew_until_lost(&job) => unreachable!("renewal runs until the handler ends"),
+                _ = wait_true(ctx.hard_stop.clone()) => Ack::Release,
+            };
+            metrics::histogram!("onboard_job_duration_seconds", "kind" => kind)
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("onboard_job_attempts_total", "kind" => kind, "result" => attempt_label(&ack))
+                .increment(1);
+            ctx.record(&job, &ack).await;
+            ctx.slots.release();
+            Ok(())
+        })
+    }
+}
+
+fn attempt_label(ack: &Ack) -> &'static str {
+    match ack {
+        Ack::Succeeded(_) | Ack::AwaitCode { .. } => "ok",
+        Ack::Retry {
+            uncertain: true, ..
+        } => "outcome_unknown",
+        Ack::Retry { .. } => "transient",
+        Ack::Defer { .. } => "throttled",
+        Ack::Dead(e) if e.class == "permanent" => "permanent",
+        Ack::Dead(_) => "dead",
+        Ack::CodeRejected { .. } => "code_rejected",
+        Ack::Release => "released",
+    }
+}
+
+async fn wait_true(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl AckContext {
+    /// Renews the lease every third of its length; returns never while it holds the lease
+    /// (it parks once the lease is lost, leaving the handler to finish; its ack will be
+    /// refused as stale).
+    async fn renew_until_lost(&self, job: &ClaimedJob) {
+        let every = Duration::from_millis((self.store.config().queue.lease_ms / 3).max(100));
+        loop {
+            tokio::time::sleep(every).await;
+            match self.store.renew(job.kind(), &job.id, &job.token).await {
+                Ok(true) => metrics::counter!("onboard_worker_leases_renewed_total").increment(1),
+                Ok(false) => {
+                    tracing::warn!(job_id = %job.id, "lease lost; another worker may run this job");
+                    std::future::pending::<()>().await;
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %job.id, error = %e, "lease renewal failed; will retry")
+                }
+            }
+        }
+    }
+
+    /// Records the outcome, retrying while Redis is away: an outcome that is never recorded
+    /// would make the job run again after its lease.
+    async fn record(&self, job: &ClaimedJob, ack: &Ack) {
+        let mut delay = Duration::from_millis(50);
+        let give_up = Instant::now() + Duration::from_millis(self.store.config().queue.lease_ms);
+        loop {
+            match self.store.ack(job.kind(), &job.id, &job.token, ack).await {
+                Ok(status) => {
+                    let kind = job.kind().as_str();
+                    let finished = match status {
+                        AckStatus::Succeeded => Some("succeeded"),
+                        AckStatus::Dead => Some("dead"),
+                        _ => None,
+                    };
+                    if let Some(outcome) = finished {
+                        metrics::counter!("onboard_jobs_finished_total", "kind" => kind, "outcome" => outcome)
+                            .increment(1);
+                    }
+                    if status == AckStatus::Stale {
+                        tracing::warn!(job_id = %job.id, "outcome not recorded: the lease had been lost");
+                    }
+                    tracing::debug!(job_id = %job.id, kind, attempt = job.attempt, ?status, "attempt recorded");
+                    return;
+                }
+                Err(e) if Instant::now() < give_up => {
+                    tracing::warn!(job_id = %job.id, error = %e, "could not record the outcome; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(job_id = %job.id, error = %e, "gave up recording the outcome; the lease will expire and the job run again");
+                    return;
+                }
+            }
+        }
+    }
+}
