@@ -287,6 +287,9 @@ pub struct Config {
     pub limits: RateLimits,
     /// Queue behaviour.
     pub queue: QueueConfig,
+    /// Benchmarks only: answer every job in-process without calling any provider, to
+    /// measure the queue alone. Refused outside the sandbox profile.
+    pub stub_providers: bool,
 }
 
 impl Default for Config {
@@ -303,6 +306,7 @@ impl Default for Config {
             polyv: PolyvConfig::default(),
             limits: RateLimits::default(),
             queue: QueueConfig::default(),
+            stub_providers: false,
         }
     }
 }

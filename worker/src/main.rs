@@ -1,1 +1,158 @@
-fn main() {}
+//! `onboard-worker`: runs provisioning jobs from the Redis queues against the providers.
+//!
+//! Start-up, the one place errors become an exit code, and shutdown all live here:
+//! SIGTERM or Ctrl-C stops fetching, lets running jobs finish for `queue.shutdown_grace_ms`,
+//! then hands whatever still runs straight back to the queue.
+
+mod handlers;
+mod http;
+mod launcher;
+mod sweeper;
+mod telemetry;
+
+use anyhow::Context;
+use clap::Parser;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use onboard_shared::config::Config;
+use onboard_shared::queue::{JobStore, QueueError};
+use onboard_shared::ratelimit::RedisGate;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Runs onboard jobs from Redis against the provider APIs.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file; `ONBOARD_*` environment variables override it.
+    #[arg(long, env = "ONBOARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("onboard-worker: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("onboard-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    telemetry::init();
+    let metrics = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ])
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("install the metrics recorder")?;
+    let store = connect(&cfg).await?;
+    let gate = Arc::new(RedisGate::new(
+        store.connection(),
+        cfg.limits.clone(),
+        Duration::from_millis(cfg.queue.max_inline_wait_ms),
+    ));
+    let runner = handlers::Runner::new(&cfg, gate)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (hard_stop_tx, hard_stop_rx) = watch::channel(false);
+    let running = Arc::new(AtomicBool::new(true));
+
+    let listener = tokio::net::TcpListener::bind(&cfg.metrics_listen)
+        .await
+        .with_context(|| format!("listen on {} (metrics_listen)", cfg.metrics_listen))?;
+    let addr = listener.local_addr()?;
+    let app = http::router(http::HttpState {
+        metrics,
+        store: store.clone(),
+        running: running.clone(),
+    });
+    let mut http_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    tokio::spawn(sweeper::run(store.clone(), stop_rx));
+
+    let monitor = launcher::monitor(&cfg, store, runner, hard_stop_rx);
+    // Tests and scripts wait for this line.
+    println!("onboard-worker ready: metrics on http://{addr}/metrics");
+    tracing::info!(%addr, "worker started");
+
+    let grace = Duration::from_millis(cfg.queue.shutdown_grace_ms);
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!(
+            ?grace,
+            "shutting down: no new jobs; running ones get the grace period"
+        );
+        running.store(false, Ordering::Release);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = hard_stop_tx.send(true);
+        });
+        Ok(())
+    };
+    let result = monitor.run_with_signal(shutdown).await;
+    let _ = stop_tx.send(true);
+    result.context("workers")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Connects to Redis, waiting with backoff while it is not up yet; a bad encryption key
+/// fails at once.
+async fn connect(cfg: &Config) -> anyhow::Result<JobStore> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match JobStore::connect(cfg).await {
+            Ok(store) => return Ok(store),
+            Err(QueueError::Redis(e)) => {
+                tracing::warn!(error = %e, ?delay, "redis not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,47 @@
+//! The worker's HTTP listener: `/metrics` (Prometheus), `/healthz` (alive) and `/readyz`
+//! (Redis reachable and workers running; 503 otherwise).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use onboard_shared::queue::JobStore;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Renders the metrics.
+    pub metrics: PrometheusHandle,
+    /// For the readiness ping.
+    pub store: JobStore,
+    /// False once shutdown began.
+    pub running: Arc<AtomicBool>,
+}
+
+/// The router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<HttpState>) -> String {
+    s.metrics.render()
+}
+
+async fn ready(State(s): State<HttpState>) -> (StatusCode, &'static str) {
+    if !s.running.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    let mut conn = s.store.connection();
+    let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+    match ping {
+        Ok(_) => (StatusCode::OK, "ready\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n"),
+    }
+}

@@ -1,0 +1,81 @@
+//! Builds the apalis `Monitor`: one worker per job kind, each on its own Redis backend,
+//! with its configured concurrency, panics caught (they become transient failures, never a
+//! dead process) and handlers spread over the runtime's threads.
+
+use crate::handlers::Runner;
+use apalis::prelude::*;
+use apalis_core::worker::ext::parallelize::ParallelizeExt;
+use onboard_shared::config::Config;
+use onboard_shared::jobs::JobKind;
+use onboard_shared::queue::backend::{BackendSettings, RedisBackend};
+use onboard_shared::queue::{ClaimedJob, JobFailure, JobOutcome, JobStore};
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+/// One attempt of one job, inside a span carrying its id, kind and attempt (no payload:
+/// payloads hold phones, e-mails and passwords).
+async fn handle(job: ClaimedJob, runner: Data<Runner>) -> Result<JobOutcome, JobFailure> {
+    let span =
+        tracing::info_span!("job", job_id = %job.id, kind = %job.kind(), attempt = job.attempt);
+    async {
+        let result = runner.run(&job).await;
+        match &result {
+            Ok(_) => tracing::info!("attempt succeeded"),
+            Err(e) => tracing::info!(error = %e, "attempt failed"),
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+/// The monitor running every kind with a non-zero concurrency.
+pub fn monitor(
+    cfg: &Config,
+    store: JobStore,
+    runner: Runner,
+    hard_stop: watch::Receiver<bool>,
+) -> Monitor {
+    let grace = Duration::from_millis(cfg.queue.shutdown_grace_ms);
+    // The monitor's own limit only backs up our hard stop, which hands jobs back first.
+    let mut monitor = Monitor::new().shutdown_timeout(grace + Duration::from_secs(5));
+    let instance = format!("{}-{}", hostname(), std::process::id());
+    for kind in JobKind::ALL {
+        let concurrency = cfg.queue.concurrency.get(kind) as usize;
+        if concurrency == 0 {
+            continue;
+        }
+        let store = store.clone();
+        let runner = runner.clone();
+        let hard_stop = hard_stop.clone();
+        let name = format!("{kind}@{instance}");
+        monitor = monitor.register(move |_| {
+            let backend = RedisBackend::new(
+                kind,
+                store.clone(),
+                BackendSettings {
+                    concurrency,
+                    batch: concurrency.min(100),
+                    hard_stop: hard_stop.clone(),
+                },
+            );
+            WorkerBuilder::new(name.clone())
+                .backend(backend)
+                .concurrency(concurrency)
+                .catch_panic()
+                .parallelize(tokio::spawn)
+                .data(runner.clone())
+                .build(handle)
+        });
+    }
+    monitor
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into())
+}
