@@ -1,1 +1,27 @@
-fn main() {}
+//! `onboard-producer`: the command line for people and scripts.
+//!
+//! Exit codes: 0 done, 1 invalid input (nothing was enqueued), 2 infrastructure failure
+//! (Redis unreachable, ...). Every error is printed once, here.
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("onboard-producer: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("onboard-producer: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}

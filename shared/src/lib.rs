@@ -2,6 +2,7 @@
 //!
 //! * [`jobs`]: the four job payloads and their validation;
 //! * [`secret`]: the redacted secret type and log masking;
+//! * [`validation`]: the field rules every job passes before it is enqueued;
 //! * [`provider_error`]: the one classification of provider failures;
 //! * [`providers`]: one module per provider API (signer, client, error mapping);
 //! * [`config`]: TOML + `ONBOARD_*` configuration.
@@ -13,6 +14,7 @@ pub mod providers;
 pub mod queue;
 pub mod ratelimit;
 pub mod secret;
+pub mod validation;
 
 pub use provider_error::{ErrorClass, ProviderError};
 pub use secret::Secret;

@@ -4,6 +4,7 @@
 //! SIGTERM or Ctrl-C stops fetching, lets running jobs finish for `queue.shutdown_grace_ms`,
 //! then hands whatever still runs straight back to the queue.
 
+mod catalogue;
 mod handlers;
 mod http;
 mod launcher;
@@ -60,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .context("metrics buckets")?
         .install_recorder()
         .context("install the metrics recorder")?;
+    catalogue::register();
     let store = connect(&cfg).await?;
     let gate = Arc::new(RedisGate::new(
         store.connection(),

@@ -39,6 +39,10 @@ async fn sweep(store: &JobStore) -> Result<(), onboard_shared::queue::QueueError
                     .set(*n as f64);
             }
         }
+        // Producers are libraries inside other apps, so the enqueue count comes from the
+        // queue's own counter rather than from the producing process.
+        metrics::counter!("onboard_jobs_enqueued_total", "kind" => k)
+            .absolute(stats.states.get("enqueued_total").copied().unwrap_or(0));
         metrics::gauge!("onboard_queue_oldest_ready_age_seconds", "kind" => k)
             .set(stats.oldest_ready_age_ms as f64 / 1000.0);
         metrics::counter!("onboard_worker_leases_expired_total", "kind" => k)

@@ -77,8 +77,12 @@ impl Runner {
         let ProviderError::Throttled { code, retry_after } = err else {
             return;
         };
-        // Our own limiter's answers are not the provider's.
-        if code == "LocalRateLimit" || code == "RateLimiterUnavailable" {
+        // Our own limiter's answers are not the provider's, and a per-phone resend rule
+        // says nothing about other phones.
+        if code == "LocalRateLimit"
+            || code == "RateLimiterUnavailable"
+            || onboard_shared::providers::tencentcloud::errors::is_per_phone_limit(code)
+        {
             return;
         }
         let provider = match kind {

@@ -10,6 +10,12 @@ pub const THROTTLE_WAIT: Duration = Duration::from_secs(1);
 /// Wait after the one-code-per-60-seconds rule.
 pub const RESEND_WAIT: Duration = Duration::from_secs(60);
 
+/// Whether a throttling code limits one phone number rather than the whole provider: such
+/// an answer defers that job only and must not pause every worker.
+pub fn is_per_phone_limit(code: &str) -> bool {
+    code.starts_with("FailedOperation.SendVerifyCodeLimit")
+}
+
 /// Classifies one error answer.
 pub fn classify(code: &str, message: &str) -> ProviderError {
     match code {

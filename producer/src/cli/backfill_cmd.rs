@@ -1,0 +1,398 @@
+//! `backfill FILE`: bulk enqueue from CSV or JSON Lines.
+//!
+//! Pass 1 streams the whole file and validates every row; any invalid row stops the run
+//! with a report naming line, field and rule, and nothing is enqueued (`--skip-invalid`
+//! enqueues the valid rows and writes the rejects to a file). Pass 2 streams the file again
+//! and enqueues it in pipelined chunks. Each row's idempotency key is its kind and natural
+//! key, so a rerun of the same file enqueues nothing new and says so. Memory stays flat in
+//! the file size (unless `--wait`, which keeps the job ids to follow them).
+
+use super::{Ctx, Failure};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use onboard_producer::backfill::{read_rows, BackfillRow, FileFormat, RowItem, RowKind};
+use onboard_producer::{EventFollower, Producer};
+use onboard_shared::jobs::{Job, JobKind};
+use onboard_shared::queue::{EnqueueOptions, JobState};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `backfill` arguments.
+#[derive(Args, Debug)]
+pub struct BackfillArgs {
+    /// The CSV (.csv) or JSON Lines (.jsonl, .ndjson) file.
+    file: PathBuf,
+    /// csv or jsonl (default: from the file's extension).
+    #[arg(long)]
+    format: Option<String>,
+    /// The job kind of every row (create-customer, bind-devices, create-account,
+    /// register-user, onboard-customer); else each row's `kind` column.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Enqueue the valid rows and write the invalid ones to --rejects.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Where --skip-invalid writes rejected rows' errors (default: FILE.rejects.txt).
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Validate and count, enqueue nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Follow the jobs to the end with a live count per state.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
+}
+
+const CHUNK: usize = 5_000;
+const MAX_REPORTED: usize = 50;
+
+fn format_of(args: &BackfillArgs) -> Result<FileFormat, Failure> {
+    let name = match &args.format {
+        Some(f) => f.to_ascii_lowercase(),
+        None => args
+            .file
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase(),
+    };
+    match name.as_str() {
+        "csv" => Ok(FileFormat::Csv),
+        "jsonl" | "ndjson" | "json-lines" => Ok(FileFormat::JsonLines),
+        other => Err(Failure::invalid(format!(
+            "cannot tell the format of {} ({other:?}): use --format csv or --format jsonl",
+            args.file.display()
+        ))),
+    }
+}
+
+fn kind_of(args: &BackfillArgs) -> Result<Option<RowKind>, Failure> {
+    match args.kind.as_deref() {
+        None => Ok(None),
+        Some("onboard-customer") => Ok(Some(RowKind::OnboardCustomer)),
+        Some(k) => k
+            .parse::<JobKind>()
+            .map(|k| Some(RowKind::Job(k)))
+            .map_err(|e| Failure::invalid(format!("--kind: {e} or onboard-customer"))),
+    }
+}
+
+fn open(path: &Path) -> Result<std::fs::File, Failure> {
+    std::fs::File::open(path)
+        .map_err(|e| Failure::invalid(format!("cannot open {}: {e}", path.display())))
+}
+
+fn idem(job: &Job) -> String {
+    format!("{}:{}", job.kind(), job.natural_key())
+}
+
+struct Progress {
+    bar: ProgressBar,
+    plain: bool,
+    last_plain: Instant,
+}
+
+impl Progress {
+    fn new(total: u64, what: &str) -> Progress {
+        let plain = !std::io::stderr().is_terminal();
+        let bar = if plain {
+            ProgressBar::hidden()
+        } else {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} rows  {per_sec}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(what.to_string());
+            bar
+        };
+        Progress {
+            bar,
+            plain,
+            last_plain: Instant::now(),
+        }
+    }
+
+    fn inc(&mut self, n: u64) {
+        self.bar.inc(n);
+        if self.plain && self.last_plain.elapsed() >= Duration::from_secs(2) {
+            self.last_plain = Instant::now();
+            eprintln!(
+                "enqueued {} of {} rows",
+                self.bar.position(),
+                self.bar.length().unwrap_or(0)
+            );
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Runs `backfill`.
+pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
+    let format = format_of(&args)?;
+    let kind = kind_of(&args)?;
+
+    // Pass 1: validate everything before anything is written.
+    let mut valid = 0u64;
+    let mut errors: Vec<String> = Vec::new();
+    let mut bad_lines = std::collections::BTreeSet::new();
+    for row in read_rows(open(&args.file)?, format, kind) {
+        match row {
+            Ok(_) => valid += 1,
+            Err(e) => {
+                bad_lines.insert(e.line);
+                errors.push(e.to_string());
+            }
+        }
+    }
+    if valid == 0 && errors.is_empty() {
+        return Err(Failure::invalid(format!(
+            "{}: no rows",
+            args.file.display()
+        )));
+    }
+    if !errors.is_empty() {
+        if !args.skip_invalid {
+            let mut msg = format!(
+                "{} invalid row(s) in {}; nothing was enqueued:",
+                bad_lines.len(),
+                args.file.display()
+            );
+            for e in errors.iter().take(MAX_REPORTED) {
+                msg.push_str(&format!("\n  {e}"));
+            }
+            if errors.len() > MAX_REPORTED {
+                msg.push_str(&format!("\n  ... and {} more", errors.len() - MAX_REPORTED));
+            }
+            msg.push_str("\n(--skip-invalid enqueues the valid rows and writes these to a file)");
+            return Err(Failure::invalid(msg));
+        }
+        let path = args
+            .rejects
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.rejects.txt", args.file.display())));
+        let mut f = std::fs::File::create(&path)
+            .map_err(|e| Failure::invalid(format!("cannot write {}: {e}", path.display())))?;
+        for e in &errors {
+            writeln!(f, "{e}").map_err(|e| Failure::invalid(format!("writing rejects: {e}")))?;
+        }
+        eprintln!(
+            "skipping {} invalid row(s); their errors are in {}",
+            bad_lines.len(),
+            path.display()
+        );
+    }
+    if args.dry_run {
+        ctx.print(&serde_json::json!({"valid_rows": valid, "invalid_rows": bad_lines.len(), "enqueued": 0}), || {
+            format!("dry run: {valid} valid row(s), {} invalid; nothing enqueued", bad_lines.len())
+        });
+        return Ok(());
+    }
+
+    // Pass 2: enqueue.
+    let producer = ctx.producer().await?;
+    let start_events = EventFollower::from_now(producer.store()).await?;
+    let started = Instant::now();
+    let mut progress = Progress::new(valid, "enqueueing");
+    let mut new_jobs = 0u64;
+    let mut duplicates = 0u64;
+    let mut ids: Vec<String> = Vec::new();
+    let mut chunk: Vec<BackfillRow> = Vec::with_capacity(CHUNK);
+    let rows = read_rows(open(&args.file)?, format, kind).filter_map(Result::ok);
+    for row in rows {
+        chunk.push(row);
+        if chunk.len() == CHUNK {
+            enqueue_chunk(
+                &producer,
+                &mut chunk,
+                &mut new_jobs,
+                &mut duplicates,
+                args.wait.then_some(&mut ids),
+            )
+            .await?;
+            progress.inc(CHUNK as u64);
+        }
+    }
+    let rest = chunk.len() as u64;
+    enqueue_chunk(
+        &producer,
+        &mut chunk,
+        &mut new_jobs,
+        &mut duplicates,
+        args.wait.then_some(&mut ids),
+    )
+    .await?;
+    progress.inc(rest);
+    progress.finish();
+    let secs = started.elapsed().as_secs_f64();
+    let summary = serde_json::json!({
+        "rows": valid,
+        "new_jobs": new_jobs,
+        "already_enqueued": duplicates,
+        "invalid_rows_skipped": bad_lines.len(),
+        "seconds": secs,
+    });
+    ctx.print(&summary, || {
+        let mut s = format!(
+            "{valid} row(s): {new_jobs} new job(s) enqueued, {duplicates} already enqueued earlier (nothing new) in {secs:.2} s ({:.0} jobs/s)",
+            (new_jobs + duplicates) as f64 / secs.max(1e-9)
+        );
+        if new_jobs == 0 && duplicates > 0 {
+            s.push_str("\nnothing new: every row was enqueued by an earlier run");
+        }
+        s
+    });
+    if args.wait {
+        follow(
+            ctx,
+            &producer,
+            start_events,
+            &ids,
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn enqueue_chunk(
+    producer: &Producer,
+    chunk: &mut Vec<BackfillRow>,
+    new_jobs: &mut u64,
+    duplicates: &mut u64,
+    mut ids: Option<&mut Vec<String>>,
+) -> Result<(), Failure> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    // Parents (and plain jobs) first: a child must name the id its parent really has,
+    // which is the FIRST job's id when the parent was enqueued by an earlier run.
+    let mut first: Vec<(Job, EnqueueOptions)> = Vec::with_capacity(chunk.len());
+    let mut children: Vec<(usize, Job)> = Vec::new();
+    for row in chunk.drain(..) {
+        match row.item {
+            RowItem::Job(job) => {
+                let opts = EnqueueOptions {
+                    idempotency_key: Some(idem(&job)),
+                    ..Default::default()
+                };
+                first.push((job, opts));
+            }
+            RowItem::OnboardCustomer { customer, devices } => {
+                let parent = Job::CreateCustomer(customer);
+                let opts = EnqueueOptions {
+                    idempotency_key: Some(idem(&parent)),
+                    ..Default::default()
+                };
+                children.push((first.len(), Job::BindDevices(devices)));
+                first.push((parent, opts));
+            }
+        }
+    }
+    let done = producer.enqueue_many(&first).await?;
+    let mut second = Vec::with_capacity(children.len());
+    for (parent_at, job) in children {
+        let opts = EnqueueOptions {
+            idempotency_key: Some(idem(&job)),
+            depends_on: Some(done[parent_at].id.clone()),
+            ..Default::default()
+        };
+        second.push((job, opts));
+    }
+    let done2 = if second.is_empty() {
+        Vec::new()
+    } else {
+        producer.enqueue_many(&second).await?
+    };
+    for e in done.iter().chain(&done2) {
+        if e.duplicate {
+            *duplicates += 1;
+        } else {
+            *new_jobs += 1;
+        }
+        if let Some(ids) = ids.as_deref_mut() {
+            ids.push(e.id.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Follows the backfill's jobs through the events stream, printing a live count per state,
+/// until every one succeeded, died, expired or awaits a code.
+async fn follow(
+    ctx: &Ctx,
+    producer: &Producer,
+    mut events: EventFollower,
+    ids: &[String],
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let mut states: HashMap<&str, JobState> = HashMap::with_capacity(ids.len());
+    for id in ids {
+        states.insert(id.as_str(), producer.status(id, false).await?.state);
+    }
+    let settled = |s: &JobState| s.is_final() || *s == JobState::AwaitingCode;
+    let deadline = Instant::now() + timeout;
+    let plain = !std::io::stderr().is_terminal();
+    let mut last_print = Instant::now() - Duration::from_secs(10);
+    let mut quiet_since = Instant::now();
+    loop {
+        let counts: BTreeMap<&str, usize> = states.values().fold(BTreeMap::new(), |mut m, s| {
+            *m.entry(s.as_str()).or_default() += 1;
+            m
+        });
+        let open = states.values().filter(|s| !settled(s)).count();
+        if open == 0 || Instant::now() > deadline || last_print.elapsed() >= Duration::from_secs(1)
+        {
+            let line = counts
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect::<Vec<_>>()
+                .join("  ");
+            if plain || open == 0 {
+                eprintln!("{line}");
+            } else {
+                eprint!("\r{line}    ");
+            }
+            last_print = Instant::now();
+        }
+        if open == 0 {
+            ctx.print(&counts, || "all jobs settled".to_string());
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::infra(format!(
+                "{open} job(s) still open after {} s",
+                timeout.as_secs()
+            )));
+        }
+        let batch = events.next_batch(Duration::from_secs(1)).await?;
+        if batch.is_empty() && quiet_since.elapsed() > Duration::from_secs(5) {
+            // The stream is capped: after a quiet spell re-read the open jobs directly.
+            for (id, st) in states.iter_mut().filter(|(_, s)| !settled(s)) {
+                *st = producer.status(id, false).await?.state;
+            }
+            quiet_since = Instant::now();
+        }
+        for e in batch {
+            quiet_since = Instant::now();
+            if let (Some(id), Some(state)) = (e.fields.get("job_id"), e.fields.get("state")) {
+                if let (Some(slot), Some(st)) =
+                    (states.get_mut(id.as_str()), JobState::parse(state))
+                {
+                    *slot = st;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Commands that read or nudge existing jobs: status, wait, events, stats, dead letters,
+//! verify codes, and the IoT customer list.
+
+use super::{Ctx, Failure};
+use clap::{Args, Subcommand};
+use onboard_producer::{EventFollower, ProducerError};
+use onboard_shared::jobs::JobKind;
+use onboard_shared::providers::iot::{CustomerFilter, CustomerQuery, IotClient};
+use onboard_shared::providers::{http_client, OpenGate};
+use onboard_shared::queue::JobStatus;
+use onboard_shared::secret::Secret;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn describe(s: &JobStatus) -> String {
+    let mut out = format!(
+        "{}  {}  {}  attempts {}/{}",
+        s.id, s.kind, s.state, s.attempts, s.max_attempts
+    );
+    if s.throttles > 0 {
+        out.push_str(&format!("  throttled {}x", s.throttles));
+    }
+    if let Some(parent) = &s.depends_on {
+        out.push_str(&format!("  depends on {parent}"));
+    }
+    if let Some(e) = &s.last_error {
+        out.push_str(&format!(
+            "\n  last error [{}] {}: {}",
+            e.class, e.code, e.message
+        ));
+    }
+    if let Some(r) = &s.result {
+        out.push_str(&format!("\n  result {r}"));
+    }
+    out
+}
+
+/// `status`.
+pub async fn status(ctx: &Ctx, id: &str, show_secrets: bool) -> Result<(), Failure> {
+    let s = ctx.producer().await?.status(id, show_secrets).await?;
+    ctx.print(&s, || describe(&s));
+    Ok(())
+}
+
+/// `wait`.
+pub async fn wait(ctx: &Ctx, id: &str, timeout: u64) -> Result<(), Failure> {
+    let p = ctx.producer().await?;
+    match p.wait(id, Duration::from_secs(timeout)).await {
+        Ok(s) => {
+            ctx.print(&s, || describe(&s));
+            Ok(())
+        }
+        Err(ProducerError::Timeout { status, .. }) => {
+            ctx.print(&status, || describe(&status));
+            Err(Failure::infra(format!("timed out after {timeout} s")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `events`.
+pub async fn events(ctx: &Ctx, follow: bool, from: &str) -> Result<(), Failure> {
+    let p = ctx.producer().await?;
+    let mut follower = EventFollower::from_id(p.store(), from).await?;
+    loop {
+        let batch = follower
+            .next_batch(Duration::from_millis(if follow { 1000 } else { 1 }))
+            .await?;
+        if batch.is_empty() && !follow {
+            return Ok(());
+        }
+        for e in batch {
+            ctx.print(&e, || {
+                let f = &e.fields;
+                let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+                let mut line = format!(
+                    "{}  {}  {}  {}",
+                    e.id,
+                    get("kind"),
+                    get("job_id"),
+                    get("state")
+                );
+                for extra in ["reason", "error", "phone", "attempt"] {
+                    if let Some(v) = f.get(extra) {
+                        line.push_str(&format!("  {extra}={v}"));
+                    }
+                }
+                line
+            });
+        }
+    }
+}
+
+/// `stats`.
+pub async fn stats(ctx: &Ctx) -> Result<(), Failure> {
+    let stats = ctx.producer().await?.stats().await?;
+    ctx.print(&stats, || {
+        let cols = [
+            "waiting",
+            "queued",
+            "running",
+            "scheduled_or_retrying",
+            "awaiting_code",
+            "dead",
+            "succeeded_total",
+            "expired_total",
+            "enqueued_total",
+        ];
+        let mut out = format!("{:<16}", "kind");
+        for c in cols {
+            out.push_str(&format!(" {c:>22}"));
+        }
+        for q in &stats {
+            out.push_str(&format!("\n{:<16}", q.kind.as_str()));
+            for c in cols {
+                out.push_str(&format!(" {:>22}", q.states.get(c).copied().unwrap_or(0)));
+            }
+        }
+        out
+    });
+    Ok(())
+}
+
+/// `dead` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum DeadCommand {
+    /// List dead jobs of a kind (all kinds when none is given).
+    List {
+        #[arg(long)]
+        kind: Option<JobKind>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Bring dead jobs back to the queue.
+    Retry {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete dead jobs for good.
+    Purge {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+/// `dead`.
+pub async fn dead(ctx: &Ctx, cmd: DeadCommand) -> Result<(), Failure> {
+    let p = ctx.producer().await?;
+    match cmd {
+        DeadCommand::List { kind, limit } => {
+            let kinds: Vec<JobKind> = kind
+                .map(|k| vec![k])
+                .unwrap_or_else(|| JobKind::ALL.to_vec());
+            let mut all = Vec::new();
+            for k in kinds {
+                all.extend(p.dead_letters(k, limit).await?);
+            }
+            ctx.print(&all, || {
+                if all.is_empty() {
+                    "no dead jobs".to_string()
+                } else {
+                    all.iter().map(describe).collect::<Vec<_>>().join("\n")
+                }
+            });
+        }
+        DeadCommand::Retry { ids } => {
+            let states = p.retry_dead(&ids).await?;
+            let report: Vec<_> = ids
+                .iter()
+                .zip(&states)
+                .map(|(i, s)| (i.clone(), s.as_str()))
+                .collect();
+            ctx.print(&report, || {
+                report
+                    .iter()
+                    .map(|(i, s)| format!("{i}: {s}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        DeadCommand::Purge { ids } => {
+            p.purge_dead(&ids).await?;
+            ctx.print(&ids, || format!("purged {} job(s)", ids.len()));
+        }
+    }
+    Ok(())
+}
+
+/// `verify-code`.
+pub async fn verify_code(ctx: &Ctx, id: &str, code: &str) -> Result<(), Failure> {
+    let p = ctx.producer().await?;
+    p.supply_code(id, &Secret::new(code)).await?;
+    ctx.print(
+        &serde_json::json!({"job_id": id, "state": "queued"}),
+        || format!("{id}: code accepted; the job is queued to create the account"),
+    );
+    Ok(())
+}
+
+/// `resend-code`.
+pub async fn resend_code(ctx: &Ctx, id: &str) -> Result<(), Failure> {
+    ctx.producer().await?.resend_code(id).await?;
+    ctx.print(
+        &serde_json::json!({"job_id": id, "state": "queued"}),
+        || format!("{id}: queued to text a new code"),
+    );
+    Ok(())
+}
+
+/// `customers` arguments.
+#[derive(Args, Debug)]
+pub struct CustomersArgs {
+    /// Only this customer.
+    #[arg(long)]
+    customer_id: Option<String>,
+    /// Page size.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// First row (0-based).
+    #[arg(long, default_value_t = 0)]
+    offset: u32,
+}
+
+/// `customers`: one page of ServiceGetCustomerList.
+pub async fn customers(ctx: &Ctx, args: CustomersArgs) -> Result<(), Failure> {
+    let http = http_client(Duration::from_millis(ctx.cfg.http_timeout_ms));
+    let client = IotClient::new(&ctx.cfg.iot, http, Arc::new(OpenGate));
+    let page = client
+        .get_customer_list(&CustomerQuery {
+            filter: CustomerFilter {
+                customer_id: args.customer_id,
+                country_code: None,
+                phone_number: None,
+            },
+            offset: args.offset,
+            limit: args.limit,
+        })
+        .await
+        .map_err(|e| Failure::infra(format!("ServiceGetCustomerList: {e}")))?;
+    ctx.print(&page.customers, || {
+        let mut out = format!(
+            "{} customer(s) in all; showing {} from offset {}",
+            page.total,
+            page.customers.len(),
+            args.offset
+        );
+        for c in &page.customers {
+            out.push_str(&format!(
+                "\n{}  +{} {}",
+                c.customer_id,
+                c.country_code,
+                onboard_shared::secret::mask_phone(&c.phone_number)
+            ));
+        }
+        out
+    });
+    Ok(())
+}
