@@ -1,0 +1,159 @@
+//! Fault injection: extra latency, transient errors, throttling and "performed but never
+//! answered" timeouts, drawn from a seeded RNG so a run can be repeated exactly.
+//!
+//! Faults are decided after the signature check and before the action, so a client only
+//! sees them on requests that would otherwise have been served.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The fault settings, as posted to and answered by `POST /_sandbox/faults`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultSettings {
+    /// Seed of the fault RNG.
+    pub seed: u64,
+    /// Share of requests answered with a transient error, action not performed.
+    pub error_rate: f64,
+    /// Share of requests whose action is performed but whose answer is held for `hang_ms`.
+    pub timeout_rate: f64,
+    /// Delay before every answer.
+    pub latency_ms: u64,
+    /// How long a "timeout" answer is held back.
+    pub hang_ms: u64,
+    /// Share of requests answered with the provider's throttling error, action not performed.
+    pub throttle_rate: f64,
+    /// Only these actions get faults; `None` means all.
+    pub actions: Option<Vec<String>>,
+}
+
+impl Default for FaultSettings {
+    fn default() -> Self {
+        FaultSettings {
+            seed: 0,
+            error_rate: 0.0,
+            timeout_rate: 0.0,
+            latency_ms: 0,
+            // Long enough that any sane client timeout fires first.
+            hang_ms: 30_000,
+            throttle_rate: 0.0,
+            actions: None,
+        }
+    }
+}
+
+/// What to do with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Serve it normally.
+    Proceed,
+    /// Answer a transient error without performing the action.
+    Error,
+    /// Answer the throttling error without performing the action.
+    Throttle,
+    /// Perform the action, then hold the answer for this long.
+    Timeout(Duration),
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Sleep this long before answering.
+    pub latency: Duration,
+    /// What to answer.
+    pub outcome: Outcome,
+}
+
+/// The current settings and their RNG.
+#[derive(Debug)]
+pub struct Faults {
+    settings: FaultSettings,
+    rng: StdRng,
+}
+
+impl Faults {
+    /// Faults with `settings`, RNG seeded from `settings.seed`.
+    pub fn new(settings: FaultSettings) -> Self {
+        let rng = StdRng::seed_from_u64(settings.seed);
+        Faults { settings, rng }
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> &FaultSettings {
+        &self.settings
+    }
+
+    /// Decides the fate of one request of `action`.
+    pub fn decide(&mut self, action: &str) -> Decision {
+        let s = &self.settings;
+        let applies = s
+            .actions
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|a| a == action));
+        if !applies {
+            return Decision {
+                latency: Duration::ZERO,
+                outcome: Outcome::Proceed,
+            };
+        }
+        let latency = Duration::from_millis(s.latency_ms);
+        let total = s.error_rate + s.throttle_rate + s.timeout_rate;
+        // Only draw when some rate is set, so turning faults on does not shift other draws.
+        let outcome = if total <= 0.0 {
+            Outcome::Proceed
+        } else {
+            let r: f64 = self.rng.gen();
+            if r < s.error_rate {
+                Outcome::Error
+            } else if r < s.error_rate + s.throttle_rate {
+                Outcome::Throttle
+            } else if r < total {
+                Outcome::Timeout(Duration::from_millis(s.hang_ms))
+            } else {
+                Outcome::Proceed
+            }
+        };
+        Decision { latency, outcome }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_faults_by_default() {
+        let mut f = Faults::new(FaultSettings::default());
+        for _ in 0..100 {
+            assert_eq!(f.decide("CreateAccount").outcome, Outcome::Proceed);
+        }
+    }
+
+    #[test]
+    fn action_filter_and_full_error_rate() {
+        let mut f = Faults::new(FaultSettings {
+            error_rate: 1.0,
+            actions: Some(vec!["CreateAccount".into()]),
+            ..FaultSettings::default()
+        });
+        assert_eq!(f.decide("CreateAccount").outcome, Outcome::Error);
+        assert_eq!(f.decide("GetCountryCodes").outcome, Outcome::Proceed);
+    }
+
+    #[test]
+    fn same_seed_same_draws() {
+        let settings = FaultSettings {
+            seed: 7,
+            error_rate: 0.3,
+            timeout_rate: 0.3,
+            ..FaultSettings::default()
+        };
+        let mut a = Faults::new(settings.clone());
+        let mut b = Faults::new(settings);
+        for _ in 0..50 {
+            assert_eq!(a.decide("x"), b.decide("x"));
+        }
+    }
+}

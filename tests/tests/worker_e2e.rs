@@ -1,0 +1,313 @@
+//! The worker end to end: real redis-server, onboard-sandbox and onboard-worker processes.
+
+use onboard_shared::jobs::*;
+use onboard_shared::queue::*;
+use onboard_tests::fixtures::*;
+use onboard_tests::{wait_all, RedisServer, Sandbox, Worker, WorkerOptions};
+use redis::Commands;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_kind_succeeds_and_results_are_readable() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    let _worker = Worker::start(&redis, &sandbox, WorkerOptions::default());
+    let p = producer(&redis).await;
+    let parent = p.enqueue(&customer(1), &Default::default()).await.unwrap();
+    let child = p
+        .enqueue(
+            &bind(1),
+            &EnqueueOptions {
+                depends_on: Some(parent.id.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let u = p.enqueue(&user(1), &Default::default()).await.unwrap();
+    let a = p.enqueue(&account(1), &Default::default()).await.unwrap();
+    let ids = vec![
+        parent.id.clone(),
+        child.id.clone(),
+        u.id.clone(),
+        a.id.clone(),
+    ];
+    let done = wait_all(&p, &ids, Duration::from_secs(30)).await;
+    assert_eq!(done[0].state, JobState::Succeeded);
+    assert_eq!(
+        done[1].state,
+        JobState::Succeeded,
+        "bind ran after its customer"
+    );
+    assert_eq!(done[2].state, JobState::Succeeded);
+    assert_eq!(
+        done[3].state,
+        JobState::AwaitingCode,
+        "phase 1 texted a code"
+    );
+    let hidden = p.status(&u.id, false).await.unwrap();
+    assert_eq!(hidden.result.as_ref().unwrap()["app_secret"], "[redacted]");
+    let shown = p.status(&u.id, true).await.unwrap();
+    let secret = shown.result.unwrap()["app_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(secret.len() >= 8 && secret != "[redacted]");
+    let stats = sandbox.stats();
+    assert_eq!(stats["creates"]["customers"]["cust_1"], 1);
+    assert_eq!(stats["creates"]["polyv_users"]["user1@example.com"], 1);
+    assert!(
+        sandbox.latest_code("85250000001").is_some(),
+        "the sandbox texted a code"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_faults_are_retried_until_success() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    sandbox.set_faults(serde_json::json!({"seed": 7, "error_rate": 0.4}));
+    let _worker = Worker::start(&redis, &sandbox, quick());
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..60).map(customer).collect()).await;
+    let done = wait_all(&p, &ids, Duration::from_secs(60)).await;
+    assert!(
+        done.iter().all(|s| s.state == JobState::Succeeded),
+        "{:?}",
+        done.iter().map(|s| s.state).collect::<Vec<_>>()
+    );
+    assert!(
+        done.iter().any(|s| s.attempts > 1),
+        "some jobs needed a retry"
+    );
+    assert_eq!(sandbox.stats()["duplicates"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permanent_errors_end_dead_with_the_provider_code() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    let _worker = Worker::start(&redis, &sandbox, quick());
+    let p = producer(&redis).await;
+    // The same e-mail twice: POLYV refuses the second as a duplicate (a permanent 400).
+    let first = p.enqueue(&user(5), &Default::default()).await.unwrap();
+    wait_all(&p, std::slice::from_ref(&first.id), Duration::from_secs(20)).await;
+    let second = p.enqueue(&user(5), &Default::default()).await.unwrap();
+    let done = wait_all(
+        &p,
+        std::slice::from_ref(&second.id),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(done[0].state, JobState::Dead);
+    assert_eq!(done[0].attempts, 1, "a permanent error is not retried");
+    let err = done[0].last_error.clone().unwrap();
+    assert_eq!(err.class, "permanent");
+    assert!(err.message.contains("email"), "{err:?}");
+    let dead = p.dead_letters(JobKind::RegisterUser, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_uses_no_attempts() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    sandbox.set_faults(serde_json::json!({"seed": 3, "throttle_rate": 0.6}));
+    let _worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick().env("ONBOARD_QUEUE__MAX_ATTEMPTS__CREATE_CUSTOMER", 1),
+    );
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..30).map(customer).collect()).await;
+    let done = wait_all(&p, &ids, Duration::from_secs(60)).await;
+    assert!(
+        done.iter().all(|s| s.state == JobState::Succeeded),
+        "one attempt allowed, yet all succeed: throttling used none"
+    );
+    assert!(
+        done.iter().map(|s| s.throttles).sum::<u32>() > 0,
+        "the storm did throttle"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_enqueued_before_any_worker_is_all_processed() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    let p = producer(&redis).await;
+    const N: usize = 50_000;
+    let mut ids = Vec::with_capacity(N);
+    for chunk in (0..N).collect::<Vec<_>>().chunks(5_000) {
+        ids.extend(enqueue_all(&p, chunk.iter().map(|i| customer(*i)).collect()).await);
+    }
+    let _worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick().env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 200),
+    );
+    // Wait on the last job enqueued (FIFO), then check them all.
+    wait_all(&p, &ids[N - 1..], Duration::from_secs(300)).await;
+    let done = wait_all(&p, &ids, Duration::from_secs(60)).await;
+    assert_eq!(
+        done.iter()
+            .filter(|s| s.state == JobState::Succeeded)
+            .count(),
+        N
+    );
+    let stats = sandbox.stats();
+    assert_eq!(stats["duplicates"], 0);
+    assert_eq!(stats["creates"]["customers"].as_object().unwrap().len(), N);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_is_quarantined_while_jobs_flow() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    let _worker = Worker::start(&redis, &sandbox, quick());
+    let mut conn = redis.connection();
+    let _: () = conn
+        .hset_multiple(
+            "onboard:{create-customer}:job:cust_01GARBAGE",
+            &[
+                ("state", "queued"),
+                ("payload", "{not json"),
+                ("attempts", "0"),
+                ("max_attempts", "3"),
+            ],
+        )
+        .unwrap();
+    let _: () = conn
+        .rpush("onboard:{create-customer}:ready", "cust_01GARBAGE")
+        .unwrap();
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..20).map(customer).collect()).await;
+    let done = wait_all(&p, &ids, Duration::from_secs(30)).await;
+    assert!(done.iter().all(|s| s.state == JobState::Succeeded));
+    let garbage = p.status("cust_01GARBAGE", false).await.unwrap();
+    assert_eq!(garbage.state, JobState::Dead);
+    assert_eq!(garbage.last_error.unwrap().class, "undecodable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_run_reruns_jobs_without_duplicate_creates() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 100}));
+    let opts = quick()
+        .env("ONBOARD_QUEUE__LEASE_MS", 1_500)
+        .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 20)
+        .env("ONBOARD_QUEUE__CONCURRENCY__REGISTER_USER", 20);
+    let mut worker = Worker::start(&redis, &sandbox, opts.clone());
+    let p = producer(&redis).await;
+    let mut jobs: Vec<Job> = (0..150).map(customer).collect();
+    jobs.extend((0..150).map(user));
+    let ids = enqueue_all(&p, jobs).await;
+    // Kill once some jobs finished and others are surely in flight.
+    wait_all(&p, &ids[..20], Duration::from_secs(30)).await;
+    worker.kill9();
+    let _again = Worker::start(&redis, &sandbox, opts);
+    let done = wait_all(&p, &ids, Duration::from_secs(90)).await;
+    assert!(done.iter().all(|s| s.state == JobState::Succeeded));
+    let stats = sandbox.stats();
+    assert_eq!(
+        stats["duplicates"], 0,
+        "no customer or user created twice: {stats}"
+    );
+    for counts in [
+        &stats["creates"]["customers"],
+        &stats["creates"]["polyv_users"],
+    ] {
+        assert!(
+            counts.as_object().unwrap().values().all(|n| n == 1),
+            "{counts}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_leaves_no_job_leased() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 300}));
+    let mut worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick()
+            .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 10)
+            .env("ONBOARD_QUEUE__SHUTDOWN_GRACE_MS", 200),
+    );
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..200).map(customer).collect()).await;
+    wait_all(&p, &ids[..5], Duration::from_secs(30)).await;
+    assert!(
+        worker.terminate(Duration::from_secs(20)),
+        "the worker exits cleanly on SIGTERM"
+    );
+    let mut conn = redis.connection();
+    let leased: u64 = conn.zcard("onboard:{create-customer}:leased").unwrap();
+    assert_eq!(leased, 0, "no job left leased");
+    for id in &ids {
+        let s = p.status(id, false).await.unwrap();
+        assert!(
+            matches!(s.state, JobState::Succeeded | JobState::Queued),
+            "{id} is {}",
+            s.state
+        );
+    }
+    // The jobs handed back finish under a new worker.
+    let _w = Worker::start(&redis, &sandbox, quick());
+    let done = wait_all(&p, &ids, Duration::from_secs(60)).await;
+    assert!(done.iter().all(|s| s.state == JobState::Succeeded));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_restart_mid_run_loses_nothing() {
+    let mut redis = RedisServer::start_with(true);
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 20}));
+    let _worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick().env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 10),
+    );
+    let ids = {
+        let p = producer(&redis).await;
+        let ids = enqueue_all(&p, (0..1_000).map(customer).collect()).await;
+        wait_all(&p, &ids[..50], Duration::from_secs(30)).await;
+        ids
+    };
+    redis.restart();
+    let p = producer(&redis).await;
+    let done = wait_all(&p, &ids, Duration::from_secs(120)).await;
+    assert!(
+        done.iter().all(|s| s.state == JobState::Succeeded),
+        "every job survives the restart"
+    );
+    assert_eq!(sandbox.stats()["duplicates"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_workers_share_the_create_account_limit() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    let opts = WorkerOptions::default().env("ONBOARD_QUEUE__CONCURRENCY__CREATE_ACCOUNT", 10);
+    let _w: Vec<Worker> = (0..3)
+        .map(|_| Worker::start(&redis, &sandbox, opts.clone()))
+        .collect();
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..30).map(account).collect()).await;
+    let done = wait_all(&p, &ids, Duration::from_secs(60)).await;
+    assert!(done.iter().all(|s| s.state == JobState::AwaitingCode));
+    let stats = sandbox.stats();
+    assert_eq!(
+        stats["actions"]["CreateAccount"]["rate_limit_violations"], 0,
+        "{stats}"
+    );
+    assert!(
+        stats["actions"]["CreateAccount"]["max_per_second"]
+            .as_u64()
+            .unwrap()
+            <= 5
+    );
+}
