@@ -43,12 +43,9 @@ fn sibling(name: &str) -> Result<PathBuf, Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure::infra(format!("own path: {e}")))?;
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let path = dir.join(name);
-    if path.exists() {
-        return Ok(path);
-    }
-    // Under `cargo run`, build the other binaries the same way.
+    // Under `cargo run`, (re)build the other binaries the same way, so a stale binary from
+    // an older checkout is never started; cargo makes this a no-op when they are current.
     if let Ok(cargo) = std::env::var("CARGO") {
-        eprintln!("building {name} ...");
         let mut cmd = std::process::Command::new(cargo);
         cmd.args([
             "build",
@@ -61,10 +58,15 @@ fn sibling(name: &str) -> Result<PathBuf, Failure> {
         if dir.ends_with("release") {
             cmd.arg("--release");
         }
-        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
-        if ok && path.exists() {
-            return Ok(path);
+        let built = cmd.status().map(|s| s.success()).unwrap_or(false);
+        if !built {
+            return Err(Failure::infra(format!(
+                "building {name} failed (see above)"
+            )));
         }
+    }
+    if path.exists() {
+        return Ok(path);
     }
     Err(Failure::infra(format!(
         "{name} not found next to {}: build it with `cargo build --release --workspace`",
