@@ -115,31 +115,65 @@ impl Producer {
     }
 
     /// Waits until the job's status satisfies `done`, following the events stream.
+    ///
+    /// Rides out a Redis restart or failover: on a connection error it reconnects and looks
+    /// again until the timeout, so a caller waiting on a long job is not failed by a blip.
     pub async fn wait_until(
         &self,
         id: &str,
         timeout: Duration,
         done: impl Fn(&JobStatus) -> bool,
     ) -> Result<JobStatus, ProducerError> {
+        const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
         let deadline = Instant::now() + timeout;
-        let mut follower = EventFollower::from_now(&self.store).await?;
+        let mut follower: Option<EventFollower> = None;
         loop {
-            // Checked after subscribing, so no change between the two can be missed.
-            let status = self.store.status(id, false).await?;
-            if done(&status) {
-                return Ok(status);
+            match self
+                .wait_round(id, &done, &mut follower, deadline, timeout)
+                .await
+            {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => {}
+                Err(e) if e.is_infrastructure() && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "lost Redis while waiting; reconnecting");
+                    follower = None;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(RECONNECT_PAUSE.min(left)).await;
+                }
+                Err(e) => return Err(e),
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ProducerError::Timeout {
-                    status: Box::new(status),
-                    timeout,
-                });
-            }
-            follower
-                .next_batch(left.min(Duration::from_secs(1)))
-                .await?;
         }
+    }
+
+    /// One round of [`Producer::wait_until`]: subscribe if needed, check, wait for events.
+    async fn wait_round(
+        &self,
+        id: &str,
+        done: &impl Fn(&JobStatus) -> bool,
+        follower: &mut Option<EventFollower>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Option<JobStatus>, ProducerError> {
+        let follower = match follower {
+            Some(f) => f,
+            None => follower.insert(EventFollower::from_now(&self.store).await?),
+        };
+        // Checked after subscribing, so no change between the two can be missed.
+        let status = self.store.status(id, false).await?;
+        if done(&status) {
+            return Ok(Some(status));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ProducerError::Timeout {
+                status: Box::new(status),
+                timeout,
+            });
+        }
+        follower
+            .next_batch(left.min(Duration::from_secs(1)))
+            .await?;
+        Ok(None)
     }
 
     /// Hands a 6-digit verify code to a `create-account` job awaiting one.

@@ -66,9 +66,11 @@ fn error(code: u16, message: &str) -> Response {
     reply(code, message, Value::String(String::new()))
 }
 
+/// The sandbox's per-second limit clears within a second, and says so the HTTP way.
 fn throttled() -> Response {
     (
         StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, "1")],
         Json(json!({"code": 429, "status": "error", "message": "too many requests."})),
     )
         .into_response()

@@ -190,42 +190,6 @@ async fn garbage_is_quarantined_while_jobs_flow() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kill_9_mid_run_reruns_jobs_without_duplicate_creates() {
-    let redis = RedisServer::start();
-    let sandbox = Sandbox::start(&["--no-rate-limits"]);
-    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 100}));
-    let opts = quick()
-        .env("ONBOARD_QUEUE__LEASE_MS", 1_500)
-        .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 20)
-        .env("ONBOARD_QUEUE__CONCURRENCY__REGISTER_USER", 20);
-    let mut worker = Worker::start(&redis, &sandbox, opts.clone());
-    let p = producer(&redis).await;
-    let mut jobs: Vec<Job> = (0..150).map(customer).collect();
-    jobs.extend((0..150).map(user));
-    let ids = enqueue_all(&p, jobs).await;
-    // Kill once some jobs finished and others are surely in flight.
-    wait_all(&p, &ids[..20], Duration::from_secs(30)).await;
-    worker.kill9();
-    let _again = Worker::start(&redis, &sandbox, opts);
-    let done = wait_all(&p, &ids, Duration::from_secs(90)).await;
-    assert!(done.iter().all(|s| s.state == JobState::Succeeded));
-    let stats = sandbox.stats();
-    assert_eq!(
-        stats["duplicates"], 0,
-        "no customer or user created twice: {stats}"
-    );
-    for counts in [
-        &stats["creates"]["customers"],
-        &stats["creates"]["polyv_users"],
-    ] {
-        assert!(
-            counts.as_object().unwrap().values().all(|n| n == 1),
-            "{counts}"
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn sigterm_leaves_no_job_leased() {
     let redis = RedisServer::start();
     let sandbox = Sandbox::start(&["--no-rate-limits"]);
@@ -259,32 +223,6 @@ async fn sigterm_leaves_no_job_leased() {
     let _w = Worker::start(&redis, &sandbox, quick());
     let done = wait_all(&p, &ids, Duration::from_secs(60)).await;
     assert!(done.iter().all(|s| s.state == JobState::Succeeded));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn redis_restart_mid_run_loses_nothing() {
-    let mut redis = RedisServer::start_with(true);
-    let sandbox = Sandbox::start(&["--no-rate-limits"]);
-    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 20}));
-    let _worker = Worker::start(
-        &redis,
-        &sandbox,
-        quick().env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 10),
-    );
-    let ids = {
-        let p = producer(&redis).await;
-        let ids = enqueue_all(&p, (0..1_000).map(customer).collect()).await;
-        wait_all(&p, &ids[..50], Duration::from_secs(30)).await;
-        ids
-    };
-    redis.restart();
-    let p = producer(&redis).await;
-    let done = wait_all(&p, &ids, Duration::from_secs(120)).await;
-    assert!(
-        done.iter().all(|s| s.state == JobState::Succeeded),
-        "every job survives the restart"
-    );
-    assert_eq!(sandbox.stats()["duplicates"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

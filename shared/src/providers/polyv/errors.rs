@@ -4,9 +4,18 @@
 use crate::ProviderError;
 use std::time::Duration;
 
-/// Wait after a POLYV throttling answer. Going over the domain limit blocks the client IP
-/// for 5 minutes, so every worker pauses that long (the shared cool-down).
+/// Wait after a POLYV throttling answer that does not say how long. Going over the domain
+/// limit blocks the client IP for 5 minutes, so every worker pauses that long (the shared
+/// cool-down).
 pub const THROTTLE_WAIT: Duration = Duration::from_secs(300);
+
+/// A throttling answer; `retry_after` is the HTTP `Retry-After` when the answer had one.
+pub fn throttled(retry_after: Option<Duration>) -> ProviderError {
+    ProviderError::Throttled {
+        code: "429".into(),
+        retry_after: retry_after.unwrap_or(THROTTLE_WAIT),
+    }
+}
 
 /// Classifies an error answer: the body's `code` and `message`.
 pub fn classify(code: i64, message: &str) -> ProviderError {
@@ -14,10 +23,7 @@ pub fn classify(code: i64, message: &str) -> ProviderError {
     match code {
         // A clock or stale-signature problem: the next attempt is signed afresh.
         400 if message.trim() == "invalid timestamp." => ProviderError::transient(label, message),
-        429 => ProviderError::Throttled {
-            code: label,
-            retry_after: THROTTLE_WAIT,
-        },
+        429 => throttled(None),
         c if c >= 500 => ProviderError::transient(label, message),
         // 400 parameter problems (duplicate e-mail or mobile, param validate error, unknown
         // application), 401/403 signature problems: repeating cannot help.
@@ -52,6 +58,13 @@ mod tests {
         );
         assert_eq!(classify(500, "server error").class(), ErrorClass::Transient);
         assert_eq!(classify(429, "").class(), ErrorClass::Throttled);
+        assert_eq!(
+            throttled(Some(Duration::from_secs(1))),
+            ProviderError::Throttled {
+                code: "429".into(),
+                retry_after: Duration::from_secs(1)
+            }
+        );
         assert!(is_not_found(400, "user not found."));
         assert!(!is_not_found(400, "application not found."));
         assert!(!is_not_found(500, "user not found."));

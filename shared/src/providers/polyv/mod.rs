@@ -133,7 +133,13 @@ impl PolyvClient {
             .map_err(|e| ProviderError::from_transport(&e))?;
         let status = resp.status();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(errors::classify(429, "too many requests"));
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(std::time::Duration::from_secs);
+            return Err(errors::throttled(retry_after));
         }
         let (_, body) = read_json(resp).await?;
         let Some(code) = body.get("code").and_then(Value::as_i64) else {

@@ -1,0 +1,221 @@
+//! Chaos: workers killed with SIGKILL, Redis restarted, providers failing, timing out and
+//! throttling, in the middle of real runs. Nothing may be lost, nothing created twice at a
+//! provider, no job may use more attempts than allowed, and throttling may use none.
+
+use onboard_producer::Producer;
+use onboard_shared::queue::*;
+use onboard_tests::fixtures::*;
+use onboard_tests::scrape::{scrape, sum};
+use onboard_tests::{wait_all, RedisServer, Sandbox, Worker};
+use rand::{Rng, SeedableRng};
+use std::time::Duration;
+
+/// Customers, users, and a bind-devices child for the first `binds` customers.
+async fn enqueue_mixed(
+    p: &Producer,
+    customers: usize,
+    users: usize,
+    binds: usize,
+) -> (Vec<String>, Vec<String>) {
+    let mut parents = Vec::new();
+    for chunk in (0..customers).collect::<Vec<_>>().chunks(2_000) {
+        parents.extend(enqueue_all(p, chunk.iter().map(|i| customer(*i)).collect()).await);
+    }
+    let mut others = Vec::new();
+    for chunk in (0..users).collect::<Vec<_>>().chunks(2_000) {
+        others.extend(enqueue_all(p, chunk.iter().map(|i| user(*i)).collect()).await);
+    }
+    let children: Vec<_> = (0..binds)
+        .map(|i| {
+            let opts = EnqueueOptions {
+                depends_on: Some(parents[i].clone()),
+                ..Default::default()
+            };
+            (bind(i), opts)
+        })
+        .collect();
+    for chunk in children.chunks(2_000) {
+        others.extend(
+            p.enqueue_many(chunk)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id),
+        );
+    }
+    (parents, others)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_three_times_in_a_10k_mixed_run() {
+    let seed: u64 = rand::random();
+    eprintln!("kill moments seed: {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 20}));
+    let opts = quick()
+        .env("ONBOARD_QUEUE__LEASE_MS", 1_500)
+        .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 100)
+        .env("ONBOARD_QUEUE__CONCURRENCY__REGISTER_USER", 100)
+        .env("ONBOARD_QUEUE__CONCURRENCY__BIND_DEVICES", 100);
+    let p = producer(&redis).await;
+    let (customers, others) = enqueue_mixed(&p, 4_000, 4_000, 2_000).await;
+    let mut worker = Worker::start(&redis, &sandbox, opts.clone());
+    // Three random moments, each "once the customer at this position finished" (customers
+    // run in FIFO order), between 10 % and 80 % of the way.
+    let mut moments: Vec<usize> = (0..3).map(|_| rng.gen_range(400..3_200)).collect();
+    moments.sort_unstable();
+    for at in moments {
+        wait_all(&p, &customers[at..=at], Duration::from_secs(120)).await;
+        worker.kill9();
+        worker = Worker::start(&redis, &sandbox, opts.clone());
+    }
+    let all: Vec<String> = customers.iter().chain(&others).cloned().collect();
+    let done = wait_all(&p, &all, Duration::from_secs(300)).await;
+    let not_ok: Vec<_> = done
+        .iter()
+        .filter(|s| s.state != JobState::Succeeded)
+        .collect();
+    assert!(
+        not_ok.is_empty(),
+        "{} jobs did not succeed, e.g. {:?}",
+        not_ok.len(),
+        not_ok.first()
+    );
+    let stats = sandbox.stats();
+    assert_eq!(stats["duplicates"], 0, "nothing created twice");
+    assert_eq!(
+        stats["creates"]["customers"].as_object().map(|m| m.len()),
+        Some(4_000)
+    );
+    assert_eq!(
+        stats["creates"]["polyv_users"].as_object().map(|m| m.len()),
+        Some(4_000)
+    );
+    let expired: u64 = p
+        .stats()
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.leases_expired)
+        .sum();
+    assert!(
+        expired > 0,
+        "the kills left leases to expire, and they were recovered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_restarted_twice_loses_no_acknowledged_job() {
+    let mut redis = RedisServer::start_with(true);
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 20}));
+    let _worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick().env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 20),
+    );
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..2_000).map(customer).collect()).await;
+    let mut acknowledged: Vec<String> = Vec::new();
+    for at in [200, 1_000] {
+        wait_all(&p, &ids[at..=at], Duration::from_secs(60)).await;
+        for id in &ids {
+            if p.status(id, false).await.unwrap().state == JobState::Succeeded {
+                acknowledged.push(id.clone());
+            }
+        }
+        redis.restart();
+    }
+    // Nobody touched the worker: it reconnected by itself.
+    let p = producer(&redis).await;
+    for id in &acknowledged {
+        assert_eq!(
+            p.status(id, false).await.unwrap().state,
+            JobState::Succeeded,
+            "{id} was lost"
+        );
+    }
+    let done = wait_all(&p, &ids, Duration::from_secs(180)).await;
+    assert!(
+        done.iter().all(|s| s.state == JobState::Succeeded),
+        "every job survives"
+    );
+    assert_eq!(sandbox.stats()["duplicates"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_faults_timeouts_and_throttle_storms() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    let faults = |throttle: f64| {
+        serde_json::json!({
+            "seed": 5, "error_rate": 0.2, "timeout_rate": 0.05, "hang_ms": 1_500,
+            "throttle_rate": throttle,
+        })
+    };
+    sandbox.set_faults(faults(0.0));
+    let worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick()
+            .env("ONBOARD_HTTP_TIMEOUT_MS", 500)
+            .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 20)
+            .env("ONBOARD_QUEUE__CONCURRENCY__REGISTER_USER", 20),
+    );
+    let p = producer(&redis).await;
+    let (customers, others) = enqueue_mixed(&p, 300, 300, 150).await;
+    // A throttle storm in the middle of the run.
+    wait_all(&p, &customers[100..=100], Duration::from_secs(120)).await;
+    sandbox.set_faults(faults(0.5));
+    wait_all(&p, &customers[200..=200], Duration::from_secs(120)).await;
+    sandbox.set_faults(faults(0.0));
+
+    let all: Vec<String> = customers.iter().chain(&others).cloned().collect();
+    let done = wait_all(&p, &all, Duration::from_secs(300)).await;
+    for s in &done {
+        assert!(
+            s.state == JobState::Succeeded || (s.state == JobState::Dead && s.last_error.is_some()),
+            "every job ends succeeded, or dead with a reason: {s:?}"
+        );
+        assert!(s.attempts <= s.max_attempts, "{s:?}");
+    }
+    let throttles: u32 = done.iter().map(|s| s.throttles).sum();
+    assert!(throttles > 0, "the storm throttled some jobs");
+
+    // Throttling used no attempts: every attempt the worker ran, less the throttled ones,
+    // is an attempt some job counted.
+    let m = scrape(worker.metrics_url());
+    let ran = sum(&m, "onboard_job_attempts_total", &[]);
+    let throttled = sum(&m, "onboard_job_attempts_total", &[("result", "throttled")]);
+    let unknown = sum(
+        &m,
+        "onboard_job_attempts_total",
+        &[("result", "outcome_unknown")],
+    );
+    let counted: u32 = done.iter().map(|s| s.attempts).sum();
+    assert!(
+        unknown > 0.0,
+        "some answers were lost after the provider acted"
+    );
+    assert_eq!(ran - throttled, f64::from(counted));
+
+    let stats = sandbox.stats();
+    assert_eq!(stats["duplicates"], 0, "no create twice: {stats}");
+    let created_customers = stats["creates"]["customers"]
+        .as_object()
+        .map_or(0, |m| m.len());
+    let ok_customers = done[..300]
+        .iter()
+        .filter(|s| s.state == JobState::Succeeded)
+        .count();
+    assert_eq!(created_customers, ok_customers);
+    for (_, count) in stats["creates"]["customers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        assert_eq!(count, 1);
+    }
+}
