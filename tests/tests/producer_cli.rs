@@ -315,3 +315,54 @@ async fn a_dead_letter_retried_after_the_fault_is_gone_succeeds() {
     assert_eq!(again.status.code(), Some(1), "{e}");
     assert!(e.contains("succeeded"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_command_lines_are_invalid_input_and_enqueue_nothing() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let unknown_flag = cli(&url, &["enqueue", "create-customer", "--customer-idd", "x"]);
+    assert_eq!(
+        unknown_flag.status.code(),
+        Some(1),
+        "{}",
+        text(&unknown_flag).1
+    );
+    // No password anywhere: refused before anything is written, naming the ways to give one.
+    let no_password = cli(
+        &url,
+        &[
+            "enqueue",
+            "create-account",
+            "--account-type",
+            "personal",
+            "--mail",
+            "a@example.com",
+            "--phone-num",
+            "55501234",
+            "--country-code",
+            "852",
+            "--area",
+            "HK",
+        ],
+    );
+    let (_, err) = text(&no_password);
+    assert_eq!(no_password.status.code(), Some(1), "{err}");
+    assert!(err.contains("--password-stdin"), "{err}");
+    let invalid = cli(
+        &url,
+        &[
+            "enqueue",
+            "create-customer",
+            "--customer-id",
+            "no spaces",
+            "--country-code",
+            "86",
+            "--phone-number",
+            "1",
+        ],
+    );
+    let (_, err) = text(&invalid);
+    assert_eq!(invalid.status.code(), Some(1), "{err}");
+    assert!(err.contains("customer_id"), "{err}");
+    assert_eq!(total_jobs(&redis).await, 0);
+}

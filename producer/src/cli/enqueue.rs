@@ -32,15 +32,19 @@ pub struct EnqueueArgs {
 enum JobArgs {
     /// ServiceCreateCustomer.
     CreateCustomer {
+        /// Your id for the customer: letters, digits and _, 1 to 32.
         #[arg(long)]
         customer_id: String,
+        /// Country calling code, e.g. 86.
         #[arg(long)]
         country_code: String,
+        /// Phone number, digits.
         #[arg(long)]
         phone_number: String,
     },
     /// ServiceBindDevice.
     BindDevices {
+        /// The customer the devices are bound to.
         #[arg(long)]
         customer_id: String,
         /// `CUSTOMER_DEVICE_NO|PRODUCT_ID/DEVICE_NAME|PRODUCT_NAME`, repeatable.
@@ -52,14 +56,19 @@ enum JobArgs {
         /// personal or company.
         #[arg(long)]
         account_type: String,
+        /// E-mail of the new account.
         #[arg(long)]
         mail: String,
+        /// Phone number (digits) the verify code is texted to.
         #[arg(long)]
         phone_num: String,
+        /// Country calling code, e.g. 852 (7, 380 and 86 are refused).
         #[arg(long)]
         country_code: String,
+        /// ISO 3166 alpha-2 area matching the country code, e.g. HK.
         #[arg(long)]
         area: String,
+        /// Optional extended information passed through.
         #[arg(long)]
         extended: Option<String>,
         /// Read the password from standard input (else ONBOARD_ACCOUNT_PASSWORD).
@@ -68,14 +77,19 @@ enum JobArgs {
     },
     /// POLYV add-custom-user.
     RegisterUser {
+        /// E-mail of the new POLYV user.
         #[arg(long)]
         email: String,
+        /// Mobile number.
         #[arg(long)]
         mobile: String,
+        /// Display name.
         #[arg(long)]
         name: Option<String>,
+        /// Industry.
         #[arg(long)]
         industry: Option<String>,
+        /// Sales id (an integer).
         #[arg(long)]
         sale_id: Option<i64>,
         /// Read the password from standard input (else ONBOARD_USER_PASSWORD).
