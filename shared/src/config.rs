@@ -345,6 +345,17 @@ impl Config {
             .split("__")
     }
 
+    /// The Redis URL with any password replaced by `***`, for messages and logs.
+    pub fn redis_url_for_display(&self) -> String {
+        match url::Url::parse(&self.redis_url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            _ => self.redis_url.clone(),
+        }
+    }
+
     /// A configuration for the local sandbox at `base_url` (e.g. `http://127.0.0.1:8080`),
     /// with the sandbox's default credentials.
     pub fn for_sandbox(base_url: &str, redis_url: &str) -> Config {
@@ -380,6 +391,17 @@ impl Config {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_password_is_hidden_for_display() {
+        let cfg = Config {
+            redis_url: "redis://user:hunter2@db:6379/0".into(),
+            ..Config::default()
+        };
+        let shown = cfg.redis_url_for_display();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("db:6379"), "{shown}");
+    }
 
     #[test]
     fn file_then_env_override() {

@@ -123,12 +123,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Connects to Redis, waiting with backoff while it is not up yet; a bad encryption key
 /// fails at once.
 async fn connect(cfg: &Config) -> anyhow::Result<JobStore> {
+    tracing::info!(redis = %cfg.redis_url_for_display(), "connecting to Redis");
     let mut delay = Duration::from_millis(100);
     loop {
         match JobStore::connect(cfg).await {
             Ok(store) => return Ok(store),
             Err(QueueError::Redis(e)) => {
-                tracing::warn!(error = %e, ?delay, "redis not reachable yet; retrying");
+                tracing::warn!(
+                    redis = %cfg.redis_url_for_display(),
+                    error = %e,
+                    ?delay,
+                    "Redis not reachable yet; retrying"
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }

@@ -133,7 +133,7 @@ impl Ctx {
             ProducerError::Queue(QueueError::Cipher(c)) => Failure::invalid(c.to_string()),
             other => Failure::infra(format!(
                 "cannot reach Redis at {}: {other}",
-                redact_url(&self.cfg.redis_url)
+                self.cfg.redis_url_for_display()
             )),
         })
     }
@@ -147,17 +147,6 @@ impl Ctx {
         } else {
             println!("{}", human());
         }
-    }
-}
-
-/// A Redis URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
     }
 }
 
