@@ -194,66 +194,97 @@ impl JobStore {
             .ok_or_else(|| QueueError::Protocol("enqueue returned nothing".into()))
     }
 
-    /// Enqueues many jobs, grouped per queue, up to 500 per script call and every call of
-    /// the batch in one pipelined round trip. Results come back in input order.
+    /// Enqueues many jobs, grouped per queue, up to 500 per script call. Calls go out in
+    /// pipelines of a few thousand jobs with several in flight, so encoding the next batch
+    /// overlaps Redis running the previous one; they are sent in order, which keeps FIFO.
+    /// Results come back in input order.
     pub async fn enqueue_many(
         &self,
         jobs: &[(Job, EnqueueOptions)],
     ) -> Result<Vec<Enqueued>, QueueError> {
-        const PER_CALL: usize = 500;
+        use futures::{StreamExt, TryStreamExt};
+        const PER_PIPELINE: usize = 2_000;
+        const IN_FLIGHT: usize = 4;
         let mut by_kind: HashMap<JobKind, Vec<usize>> = HashMap::new();
         for (i, (job, _)) in jobs.iter().enumerate() {
             by_kind.entry(job.kind()).or_default().push(i);
         }
-        let mut pipe = redis::pipe();
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        for (kind, indexes) in &by_kind {
-            let keys = QueueKeys::new(*kind);
-            for chunk in indexes.chunks(PER_CALL) {
-                let c = self.call(&keys);
-                let mut inv = self.invocation(&scripts::ENQUEUE, &c);
-                inv.arg(chunk.len());
-                for &i in chunk {
-                    let (job, opts) = &jobs[i];
-                    let payload = serde_json::to_vec(job)
-                        .map_err(|e| QueueError::Protocol(format!("encode job: {e}")))?;
-                    inv.arg(new_job_id(*kind))
-                        .arg(self.cipher.seal(&payload))
-                        .arg(self.max_attempts(*kind, opts))
-                        .arg(opts.run_at_ms.unwrap_or(0))
-                        .arg(opts.depends_on.as_deref().unwrap_or(""))
-                        .arg(
-                            opts.idempotency_key
-                                .as_deref()
-                                .map(|k| Self::hash_idempotency_key(*kind, k))
-                                .unwrap_or_default(),
-                        );
-                }
-                pipe.invoke_script(&inv);
-                groups.push(chunk.to_vec());
-            }
-        }
-        let replies: Vec<Vec<Value>> = self.query_pipeline(&pipe).await?;
+        let batches: Vec<(JobKind, &[usize])> = by_kind
+            .iter()
+            .flat_map(|(kind, indexes)| indexes.chunks(PER_PIPELINE).map(move |c| (*kind, c)))
+            .collect();
+        let done: Vec<Vec<(usize, Enqueued)>> = futures::stream::iter(batches)
+            .map(|(kind, indexes)| self.enqueue_batch(kind, indexes, jobs))
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
         let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-        for (group, reply) in groups.iter().zip(replies) {
-            if reply.len() != group.len() * 2 {
-                return Err(QueueError::Protocol("enqueue reply length".into()));
-            }
-            for (slot, pair) in group.iter().zip(reply.chunks(2)) {
-                out[*slot] = Some(Enqueued {
-                    id: value_string(&pair[0])?,
-                    duplicate: value_u64(&pair[1])? == 1,
-                });
-            }
+        for (slot, enqueued) in done.into_iter().flatten() {
+            out[slot] = Some(enqueued);
         }
         let out: Vec<Enqueued> = out
             .into_iter()
             .map(|e| e.ok_or_else(|| QueueError::Protocol("missing enqueue reply".into())))
             .collect::<Result<_, _>>()?;
         // Register new children with their parents (a parent may already have ended).
-        for ((job, opts), enq) in jobs.iter().zip(&out) {
-            if let (Some(parent), false) = (&opts.depends_on, enq.duplicate) {
-                self.link_dependency(job.kind(), &enq.id, parent).await?;
+        let children: Vec<(JobKind, &str, &str)> = jobs
+            .iter()
+            .zip(&out)
+            .filter(|(_, enq)| !enq.duplicate)
+            .filter_map(|((job, opts), enq)| {
+                opts.depends_on
+                    .as_deref()
+                    .map(|parent| (job.kind(), enq.id.as_str(), parent))
+            })
+            .collect();
+        self.link_dependencies(&children).await?;
+        Ok(out)
+    }
+
+    /// One pipeline of enqueue script calls for jobs `indexes` of one kind.
+    async fn enqueue_batch(
+        &self,
+        kind: JobKind,
+        indexes: &[usize],
+        jobs: &[(Job, EnqueueOptions)],
+    ) -> Result<Vec<(usize, Enqueued)>, QueueError> {
+        const PER_CALL: usize = 500;
+        let keys = QueueKeys::new(kind);
+        let mut pipe = redis::pipe();
+        for chunk in indexes.chunks(PER_CALL) {
+            let c = self.call(&keys);
+            let mut inv = self.invocation(&scripts::ENQUEUE, &c);
+            inv.arg(chunk.len());
+            for &i in chunk {
+                let (job, opts) = &jobs[i];
+                let payload = serde_json::to_vec(job)
+                    .map_err(|e| QueueError::Protocol(format!("encode job: {e}")))?;
+                inv.arg(new_job_id(kind))
+                    .arg(self.cipher.seal(&payload))
+                    .arg(self.max_attempts(kind, opts))
+                    .arg(opts.run_at_ms.unwrap_or(0))
+                    .arg(opts.depends_on.as_deref().unwrap_or(""))
+                    .arg(
+                        opts.idempotency_key
+                            .as_deref()
+                            .map(|k| Self::hash_idempotency_key(kind, k))
+                            .unwrap_or_default(),
+                    );
+            }
+            pipe.invoke_script(&inv);
+        }
+        let replies: Vec<Vec<Value>> = self.query_pipeline(&pipe).await?;
+        let mut out = Vec::with_capacity(indexes.len());
+        for (chunk, reply) in indexes.chunks(PER_CALL).zip(replies) {
+            if reply.len() != chunk.len() * 2 {
+                return Err(QueueError::Protocol("enqueue reply length".into()));
+            }
+            for (slot, pair) in chunk.iter().zip(reply.chunks(2)) {
+                let enqueued = Enqueued {
+                    id: value_string(&pair[0])?,
+                    duplicate: value_u64(&pair[1])? == 1,
+                };
+                out.push((*slot, enqueued));
             }
         }
         Ok(out)
@@ -291,33 +322,64 @@ impl JobStore {
         id: &str,
         parent: &str,
     ) -> Result<(), QueueError> {
-        let Some(parent_kind) = kind_of_id(parent) else {
-            return self
-                .resolve_dependency(kind, id, false, &format!("parent {parent} is not a job id"))
-                .await;
-        };
-        let pkeys = QueueKeys::new(parent_kind);
-        let c = self.call(&pkeys);
-        let mut inv = self.invocation(&scripts::ADD_DEPENDENT, &c);
-        inv.arg(parent).arg(format!("{}|{}", kind.as_str(), id));
-        let reply = self.run(inv).await?;
-        match first_str(&reply)?.as_str() {
-            "pending" => Ok(()),
-            "succeeded" => self.resolve_dependency(kind, id, true, "").await,
-            "failed" => {
-                let state = reply
-                    .get(1)
-                    .map(value_string)
-                    .transpose()?
-                    .unwrap_or_default();
-                self.resolve_dependency(kind, id, false, &format!("parent {parent} is {state}"))
-                    .await
-            }
-            _ => {
-                self.resolve_dependency(kind, id, false, &format!("parent {parent} does not exist"))
-                    .await
+        self.link_dependencies(&[(kind, id, parent)]).await
+    }
+
+    /// [`JobStore::link_dependency`] for many `(kind, child id, parent id)` at once: one
+    /// pipelined round trip; only children whose parent already ended need another.
+    async fn link_dependencies(
+        &self,
+        children: &[(JobKind, &str, &str)],
+    ) -> Result<(), QueueError> {
+        let mut pipe = redis::pipe();
+        let mut linked = Vec::with_capacity(children.len());
+        for &(kind, id, parent) in children {
+            let Some(parent_kind) = kind_of_id(parent) else {
+                self.resolve_dependency(
+                    kind,
+                    id,
+                    false,
+                    &format!("parent {parent} is not a job id"),
+                )
+                .await?;
+                continue;
+            };
+            let pkeys = QueueKeys::new(parent_kind);
+            let c = self.call(&pkeys);
+            let mut inv = self.invocation(&scripts::ADD_DEPENDENT, &c);
+            inv.arg(parent).arg(format!("{}|{}", kind.as_str(), id));
+            pipe.invoke_script(&inv);
+            linked.push((kind, id, parent));
+        }
+        if linked.is_empty() {
+            return Ok(());
+        }
+        let replies: Vec<Vec<Value>> = self.query_pipeline(&pipe).await?;
+        for ((kind, id, parent), reply) in linked.into_iter().zip(replies) {
+            match first_str(&reply)?.as_str() {
+                "pending" => {}
+                "succeeded" => self.resolve_dependency(kind, id, true, "").await?,
+                "failed" => {
+                    let state = reply
+                        .get(1)
+                        .map(value_string)
+                        .transpose()?
+                        .unwrap_or_default();
+                    self.resolve_dependency(kind, id, false, &format!("parent {parent} is {state}"))
+                        .await?
+                }
+                _ => {
+                    self.resolve_dependency(
+                        kind,
+                        id,
+                        false,
+                        &format!("parent {parent} does not exist"),
+                    )
+                    .await?
+                }
             }
         }
+        Ok(())
     }
 
     async fn resolve_dependency(

@@ -5,8 +5,13 @@
 --   idempotency key ('' = none; already hashed by the caller)
 -- Returns, per job: the id that now stands for it, and 1 when it was a duplicate of an
 -- earlier enqueue with the same idempotency key (then the FIRST job's id), else 0.
+--
+-- Bulk enqueue is the hot path of a backfill, so what can be done once per call is: one
+-- RPUSH of all ready ids, one counter update, one wake-up of idle workers.
 local n = tonumber(ARGV[6])
 local out = {}
+local ready = {}
+local added = 0
 for i = 0, n - 1 do
   local base = 7 + i * 6
   local id = ARGV[base]
@@ -17,9 +22,8 @@ for i = 0, n - 1 do
   local idem = ARGV[base + 5]
   local existing = false
   if idem ~= '' then
-    local idem_key = prefix .. 'idem:' .. idem
-    existing = redis.call('GET', idem_key)
-    if not existing then redis.call('SET', idem_key, id) end
+    -- SET NX GET: claims the key, or returns who holds it, in one command.
+    existing = redis.call('SET', prefix .. 'idem:' .. idem, id, 'NX', 'GET')
   end
   if existing then
     out[#out + 1] = existing
@@ -34,15 +38,24 @@ for i = 0, n - 1 do
       redis.call('ZADD', prefix .. 'scheduled', run_at, id)
     else
       state = 'queued'
+      ready[#ready + 1] = id
     end
     redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
       'max_attempts', max_attempts, 'created_ms', now, 'updated_ms', now,
       'run_at_ms', math.max(run_at, now), 'parent', parent, 'idem', idem)
-    if state == 'queued' then make_ready(id, false) end
-    redis.call('HINCRBY', prefix .. 'counts', 'enqueued', 1)
+    added = added + 1
     emit(id, state)
     out[#out + 1] = id
     out[#out + 1] = 0
   end
 end
+if #ready > 0 then
+  redis.call('RPUSH', prefix .. 'ready', unpack(ready))
+  -- As many wake-up tokens as jobs, capped like make_ready's: enough for every idle worker.
+  local tokens = {}
+  for i = 1, math.min(#ready, 64) do tokens[i] = '1' end
+  redis.call('RPUSH', prefix .. 'notify', unpack(tokens))
+  redis.call('LTRIM', prefix .. 'notify', -64, -1)
+end
+if added > 0 then redis.call('HINCRBY', prefix .. 'counts', 'enqueued', added) end
 return out
