@@ -245,7 +245,7 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
     });
     ctx.print(&summary, || {
         let mut s = format!(
-            "{valid} row(s): {new_jobs} new job(s) enqueued, {duplicates} already enqueued earlier (nothing new) in {secs:.2} s ({:.0} jobs/s)",
+            "{valid} row(s): {new_jobs} new job(s) enqueued, {duplicates} already enqueued by an earlier run, in {secs:.2} s ({:.0} jobs/s)",
             (new_jobs + duplicates) as f64 / secs.max(1e-9)
         );
         if new_jobs == 0 && duplicates > 0 {

@@ -106,14 +106,16 @@ pub async fn stats(ctx: &Ctx) -> Result<(), Failure> {
             "expired_total",
             "enqueued_total",
         ];
+        // Each column as wide as its header.
         let mut out = format!("{:<16}", "kind");
         for c in cols {
-            out.push_str(&format!(" {c:>22}"));
+            out.push_str(&format!("  {c}"));
         }
         for q in &stats {
             out.push_str(&format!("\n{:<16}", q.kind.as_str()));
             for c in cols {
-                out.push_str(&format!(" {:>22}", q.states.get(c).copied().unwrap_or(0)));
+                let n = q.states.get(c).copied().unwrap_or(0);
+                out.push_str(&format!("  {n:>width$}", width = c.len()));
             }
         }
         out
