@@ -1,0 +1,46 @@
+//! Our in-process worker, built exactly like `worker/src/launcher.rs` builds one per kind:
+//! a `RedisBackend` (per-job leases, events stream, blocking wake-up when idle) under
+//! `.concurrency(n).catch_panic().parallelize(tokio::spawn)`, with a no-op handler.
+
+use crate::probe::{until, Probe, Running};
+use apalis::prelude::*;
+use apalis_core::worker::ext::parallelize::ParallelizeExt;
+use onboard_shared::jobs::JobKind;
+use onboard_shared::queue::backend::{BackendSettings, RedisBackend};
+use onboard_shared::queue::{ClaimedJob, JobFailure, JobOutcome, JobStore};
+use tokio::sync::watch;
+
+/// The no-op handler: reports its start and succeeds with `{}`.
+async fn noop(_job: ClaimedJob, probe: Data<Probe>) -> Result<JobOutcome, JobFailure> {
+    probe.started();
+    probe.finished();
+    Ok(JobOutcome::Succeeded(serde_json::json!({})))
+}
+
+/// Starts a no-op worker on the `kind` queue with `concurrency` slots (batch as the
+/// launcher sets it: `concurrency.min(100)`).
+pub fn start_worker(store: &JobStore, kind: JobKind, concurrency: usize, probe: Probe) -> Running {
+    // Never set: the bench stops its workers gracefully.
+    let (hard_stop_tx, hard_stop) = watch::channel(false);
+    let backend = RedisBackend::new(
+        kind,
+        store.clone(),
+        BackendSettings {
+            concurrency,
+            batch: concurrency.min(100),
+            hard_stop,
+        },
+    );
+    let worker = WorkerBuilder::new(format!("bench-{kind}"))
+        .backend(backend)
+        .concurrency(concurrency)
+        .catch_panic()
+        .parallelize(tokio::spawn)
+        .data(probe)
+        .build(noop);
+    Running::spawn(move |stop| async move {
+        let result = worker.run_with_ctx(until(stop)).await;
+        drop(hard_stop_tx);
+        result
+    })
+}
