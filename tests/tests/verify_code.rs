@@ -6,7 +6,7 @@ use onboard_shared::jobs::*;
 use onboard_shared::queue::*;
 use onboard_shared::secret::Secret;
 use onboard_tests::fixtures::*;
-use onboard_tests::{wait_all, RedisServer, Sandbox, Worker};
+use onboard_tests::{wait_all, RedisServer, Sandbox, Worker, WorkerOptions};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -62,18 +62,53 @@ async fn wait_changed(p: &Producer, id: &str, code_failures: u32) -> JobStatus {
     .expect("the wrong code was tried")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn happy_path_through_the_cli() {
+/// A fresh stack (Redis, sandbox, a worker started with `opts`) with create-account job
+/// number `i` enqueued and already awaiting the code the sandbox texted. Bind `redis` and
+/// `_worker` (even as `_redis`): dropping them stops the processes.
+struct Awaiting {
+    redis: RedisServer,
+    sandbox: Sandbox,
+    _worker: Worker,
+    p: Producer,
+    id: String,
+    status: JobStatus,
+    code: String,
+}
+
+async fn account_awaiting_code(i: usize, opts: WorkerOptions) -> Awaiting {
     let redis = RedisServer::start();
     let sandbox = Sandbox::start(&[]);
-    let _worker = Worker::start(&redis, &sandbox, quick());
+    let worker = Worker::start(&redis, &sandbox, opts);
     let p = producer(&redis).await;
     let id = p
-        .enqueue(&account(1), &Default::default())
+        .enqueue(&account(i), &Default::default())
         .await
         .unwrap()
         .id;
-    let (status, code) = awaiting_with_code(&p, &sandbox, &id, &phone_of(1)).await;
+    let (status, code) = awaiting_with_code(&p, &sandbox, &id, &phone_of(i)).await;
+    Awaiting {
+        redis,
+        sandbox,
+        _worker: worker,
+        p,
+        id,
+        status,
+        code,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn happy_path_through_the_cli() {
+    let Awaiting {
+        redis,
+        sandbox,
+        p,
+        id,
+        status,
+        code,
+        _worker,
+        ..
+    } = account_awaiting_code(1, quick()).await;
     assert!(
         status.deadline_ms.is_some(),
         "an awaiting job has a deadline"
@@ -109,16 +144,15 @@ async fn happy_path_through_the_cli() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_code_then_the_right_one() {
-    let redis = RedisServer::start();
-    let sandbox = Sandbox::start(&[]);
-    let _worker = Worker::start(&redis, &sandbox, quick());
-    let p = producer(&redis).await;
-    let id = p
-        .enqueue(&account(2), &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let (_, code) = awaiting_with_code(&p, &sandbox, &id, &phone_of(2)).await;
+    let Awaiting {
+        sandbox,
+        p,
+        id,
+        code,
+        redis: _redis,
+        _worker,
+        ..
+    } = account_awaiting_code(2, quick()).await;
 
     p.supply_code(&id, &wrong(&code)).await.unwrap();
     let after = wait_changed(&p, &id, 0).await;
@@ -136,16 +170,15 @@ async fn a_wrong_code_then_the_right_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_wrong_codes_end_dead() {
-    let redis = RedisServer::start();
-    let sandbox = Sandbox::start(&[]);
-    let _worker = Worker::start(&redis, &sandbox, quick());
-    let p = producer(&redis).await;
-    let id = p
-        .enqueue(&account(3), &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let (_, code) = awaiting_with_code(&p, &sandbox, &id, &phone_of(3)).await;
+    let Awaiting {
+        sandbox,
+        p,
+        id,
+        code,
+        redis: _redis,
+        _worker,
+        ..
+    } = account_awaiting_code(3, quick()).await;
     let mut last = None;
     for failures in 0..3 {
         p.supply_code(&id, &wrong(&code)).await.unwrap();
@@ -164,16 +197,15 @@ async fn three_wrong_codes_end_dead() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_concurrent_supplies_create_one_account() {
-    let redis = RedisServer::start();
-    let sandbox = Sandbox::start(&[]);
-    let _worker = Worker::start(&redis, &sandbox, quick());
-    let p = producer(&redis).await;
-    let id = p
-        .enqueue(&account(4), &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let (_, code) = awaiting_with_code(&p, &sandbox, &id, &phone_of(4)).await;
+    let Awaiting {
+        redis,
+        sandbox,
+        p,
+        id,
+        code,
+        _worker,
+        ..
+    } = account_awaiting_code(4, quick()).await;
     let p2 = producer(&redis).await;
     let code2 = Secret::new(code.clone());
     let code1 = Secret::new(code);
@@ -323,20 +355,16 @@ async fn codes_supplied_after_a_worker_restart_complete_the_jobs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn send_verify_code_mode() {
-    let redis = RedisServer::start();
-    let sandbox = Sandbox::start(&[]);
-    let _worker = Worker::start(
-        &redis,
-        &sandbox,
-        quick().env("ONBOARD_TENCENTCLOUD__VERIFY_CODE_MODE", "send-verify-code"),
-    );
-    let p = producer(&redis).await;
-    let id = p
-        .enqueue(&account(6), &Default::default())
-        .await
-        .unwrap()
-        .id;
-    let (_, code) = awaiting_with_code(&p, &sandbox, &id, &phone_of(6)).await;
+    let mode = quick().env("ONBOARD_TENCENTCLOUD__VERIFY_CODE_MODE", "send-verify-code");
+    let Awaiting {
+        sandbox,
+        p,
+        id,
+        code,
+        redis: _redis,
+        _worker,
+        ..
+    } = account_awaiting_code(6, mode).await;
     let stats = sandbox.stats();
     assert_eq!(
         stats["actions"]["SendVerifyCode"]["successes"], 1,

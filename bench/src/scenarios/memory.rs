@@ -5,24 +5,13 @@
 use crate::harness::{self, proc_status_kib, Sandbox};
 use crate::report::{round, Record, RecordBuilder, Target};
 use anyhow::{bail, Context};
-use onboard_shared::jobs::{Job, JobKind, RegisterUserJob};
+use onboard_shared::jobs::{Job, JobKind};
 use onboard_shared::queue::EnqueueOptions;
-use onboard_shared::secret::Secret;
+use onboard_tests::fixtures::user;
 use std::time::{Duration, Instant};
 
 const JOBS: usize = 1_000;
 const LATENCY_MS: u64 = 2_000;
-
-fn user(i: usize) -> Job {
-    Job::RegisterUser(RegisterUserJob {
-        email: format!("user{i}@example.com"),
-        mobile: format!("138{i:08}"),
-        passwd: Secret::new("secret-pass-1"),
-        name: Some(format!("User {i}")),
-        industry: None,
-        sale_id: None,
-    })
-}
 
 /// Runs the scenario (same size with `--quick`: the target is about 1,000 in flight).
 pub async fn run(quick: bool) -> anyhow::Result<Record> {

@@ -8,29 +8,14 @@
 use crate::harness::{self, Sandbox};
 use crate::report::{round, Record, RecordBuilder, Target};
 use anyhow::{bail, Context};
-use onboard_shared::jobs::{AccountType, CreateAccountJob, Job, JobKind};
+use onboard_shared::jobs::{Job, JobKind};
 use onboard_shared::queue::EnqueueOptions;
-use onboard_shared::secret::Secret;
+use onboard_tests::fixtures::account;
 use std::time::{Duration, Instant};
 
 const LIMIT: f64 = 5.0;
 const WORKERS: usize = 3;
 const JOBS: usize = 600;
-
-fn account(i: usize) -> Job {
-    Job::CreateAccount(CreateAccountJob {
-        account_type: AccountType::Personal,
-        mail: format!("bench{i}@example.com"),
-        password: Secret::new("Passw0rd!"),
-        confirm_password: Secret::new("Passw0rd!"),
-        phone_num: format!("5{i:07}"),
-        country_code: "852".into(),
-        area: "HK".into(),
-        extended: None,
-        trade_one: None,
-        trade_two: None,
-    })
-}
 
 /// Runs the scenario.
 pub async fn run(quick: bool) -> anyhow::Result<Record> {
