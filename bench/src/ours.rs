@@ -17,19 +17,15 @@ async fn noop(_job: ClaimedJob, probe: Data<Probe>) -> Result<JobOutcome, JobFai
     Ok(JobOutcome::Succeeded(serde_json::json!({})))
 }
 
-/// Starts a no-op worker on the `kind` queue with `concurrency` slots (batch as the
-/// launcher sets it: `concurrency.min(100)`).
+/// Starts a no-op worker on the `kind` queue with `concurrency` slots, set up as the
+/// launcher sets up its workers.
 pub fn start_worker(store: &JobStore, kind: JobKind, concurrency: usize, probe: Probe) -> Running {
     // Never set: the bench stops its workers gracefully.
     let (hard_stop_tx, hard_stop) = watch::channel(false);
     let backend = RedisBackend::new(
         kind,
         store.clone(),
-        BackendSettings {
-            concurrency,
-            batch: concurrency.min(100),
-            hard_stop,
-        },
+        BackendSettings::new(concurrency, hard_stop),
     );
     let worker = WorkerBuilder::new(format!("bench-{kind}"))
         .backend(backend)

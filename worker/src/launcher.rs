@@ -51,15 +51,8 @@ pub fn monitor(
         let hard_stop = hard_stop.clone();
         let name = format!("{kind}@{instance}");
         monitor = monitor.register(move |_| {
-            let backend = RedisBackend::new(
-                kind,
-                store.clone(),
-                BackendSettings {
-                    concurrency,
-                    batch: concurrency.min(100),
-                    hard_stop: hard_stop.clone(),
-                },
-            );
+            let settings = BackendSettings::new(concurrency, hard_stop.clone());
+            let backend = RedisBackend::new(kind, store.clone(), settings);
             WorkerBuilder::new(name.clone())
                 .backend(backend)
                 .concurrency(concurrency)

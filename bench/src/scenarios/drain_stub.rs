@@ -17,20 +17,12 @@ use onboard_shared::jobs::{CreateCustomerJob, Job, JobKind};
 use onboard_shared::queue::EnqueueOptions;
 use std::time::{Duration, Instant};
 
-fn payload(i: usize) -> CreateCustomerJob {
-    CreateCustomerJob {
-        customer_id: format!("c{i}"),
-        country_code: "86".into(),
-        phone_number: format!("1380000{:04}", i % 10_000),
-    }
-}
-
 /// Runs the scenario.
 pub async fn run(quick: bool) -> anyhow::Result<Record> {
     let wall = Instant::now();
     let n: usize = if quick { 10_000 } else { 200_000 };
     let timeout = Duration::from_secs(60 + n as u64 / 1_000);
-    let payloads: Vec<CreateCustomerJob> = (0..n).map(payload).collect();
+    let payloads: Vec<CreateCustomerJob> = (0..n).map(super::customer_payload).collect();
     let jobs: Vec<(Job, EnqueueOptions)> = payloads
         .iter()
         .map(|p| (Job::CreateCustomer(p.clone()), EnqueueOptions::default()))

@@ -15,20 +15,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// Job `i`'s payload.
-fn payload(i: usize) -> CreateCustomerJob {
-    CreateCustomerJob {
-        customer_id: format!("c{i}"),
-        country_code: "86".into(),
-        phone_number: format!("1380000{:04}", i % 10_000),
-    }
-}
-
 /// Runs the scenario.
 pub async fn run(quick: bool) -> anyhow::Result<Record> {
     let wall = Instant::now();
     let n: usize = if quick { 20_000 } else { 1_000_000 };
-    let payloads: Vec<CreateCustomerJob> = (0..n).map(payload).collect();
+    let payloads: Vec<CreateCustomerJob> = (0..n).map(super::customer_payload).collect();
     let redis = harness::start_redis().await?;
     let mut rec = RecordBuilder::new("enqueue", quick);
     rec.figure("jobs", n as u64);

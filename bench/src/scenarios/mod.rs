@@ -8,6 +8,16 @@ pub mod pickup;
 pub mod ratelimit;
 
 use crate::report::Record;
+use onboard_shared::jobs::CreateCustomerJob;
+
+/// Create-customer job `i`, the payload both we and the peer enqueue and drain.
+pub fn customer_payload(i: usize) -> CreateCustomerJob {
+    CreateCustomerJob {
+        customer_id: format!("c{i}"),
+        country_code: "86".into(),
+        phone_number: format!("1380000{:04}", i % 10_000),
+    }
+}
 
 /// The scenarios, in the order `all` runs them.
 pub const ALL: [&str; 6] = [

@@ -208,32 +208,23 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
     let mut new_jobs = 0u64;
     let mut duplicates = 0u64;
     let mut ids: Vec<String> = Vec::new();
-    let mut chunk: Vec<BackfillRow> = Vec::with_capacity(CHUNK);
-    let rows = read_rows(open(&args.file)?, format, kind).filter_map(Result::ok);
-    for row in rows {
-        chunk.push(row);
-        if chunk.len() == CHUNK {
-            enqueue_chunk(
-                &producer,
-                &mut chunk,
-                &mut new_jobs,
-                &mut duplicates,
-                args.wait.then_some(&mut ids),
-            )
-            .await?;
-            progress.inc(CHUNK as u64);
+    let mut rows = read_rows(open(&args.file)?, format, kind).filter_map(Result::ok);
+    loop {
+        let mut chunk: Vec<BackfillRow> = rows.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            break;
         }
+        let n = chunk.len() as u64;
+        enqueue_chunk(
+            &producer,
+            &mut chunk,
+            &mut new_jobs,
+            &mut duplicates,
+            args.wait.then_some(&mut ids),
+        )
+        .await?;
+        progress.inc(n);
     }
-    let rest = chunk.len() as u64;
-    enqueue_chunk(
-        &producer,
-        &mut chunk,
-        &mut new_jobs,
-        &mut duplicates,
-        args.wait.then_some(&mut ids),
-    )
-    .await?;
-    progress.inc(rest);
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
     let summary = serde_json::json!({

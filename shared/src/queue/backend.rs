@@ -39,6 +39,18 @@ pub struct BackendSettings {
     pub hard_stop: watch::Receiver<bool>,
 }
 
+impl BackendSettings {
+    /// Settings for a worker of `concurrency` slots: claims at most 100 jobs per fetch
+    /// (one script call stays short), never more than the slots.
+    pub fn new(concurrency: usize, hard_stop: watch::Receiver<bool>) -> Self {
+        BackendSettings {
+            concurrency,
+            batch: concurrency.min(100),
+            hard_stop,
+        }
+    }
+}
+
 /// The backend of one queue for one apalis worker.
 pub struct RedisBackend {
     kind: JobKind,
