@@ -76,6 +76,76 @@ async fn enqueue_is_fifo_and_idempotent() {
 }
 
 #[tokio::test]
+async fn bulk_enqueue_keeps_idempotency_and_status_before_first_claim() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let keyed = |id: &str| {
+        (
+            customer(id),
+            EnqueueOptions {
+                idempotency_key: Some(id.into()),
+                ..Default::default()
+            },
+        )
+    };
+    // A fresh batch (all keys claimed at once), with a key repeated inside it.
+    let first = s
+        .enqueue_many(&[keyed("a"), keyed("b"), keyed("a")])
+        .await
+        .unwrap();
+    assert!(!first[0].duplicate && !first[1].duplicate);
+    assert!(first[2].duplicate, "a key twice in one call enqueues once");
+    assert_eq!(first[2].id, first[0].id);
+    // A rerun mixing taken and new keys: only the new one is enqueued.
+    let again = s
+        .enqueue_many(&[keyed("b"), keyed("c"), keyed("a")])
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|e| e.duplicate).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert_eq!(again[0].id, first[1].id);
+    assert_eq!(again[2].id, first[0].id);
+
+    // Not claimed yet: status still knows the job.
+    let before = s.status(&first[0].id, false).await.unwrap();
+    assert_eq!(before.state, JobState::Queued);
+    assert_eq!((before.attempts, before.max_attempts), (0, 3));
+    assert!(before.created_ms > 0);
+    let stats = s.queue_stats(JobKind::CreateCustomer).await.unwrap();
+    assert_eq!(stats.states["queued"], 3);
+    assert_eq!(stats.states["enqueued_total"], 3);
+
+    // Claimed in FIFO order with their own record.
+    let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
+    let ids: Vec<_> = got.jobs.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(ids, [first[0].id.as_str(), &first[1].id, &again[1].id]);
+    assert_eq!(got.jobs[1].job, customer("b"));
+    let after = s.status(&first[0].id, false).await.unwrap();
+    assert_eq!(after.state, JobState::Running);
+    assert_eq!((after.attempts, after.max_attempts), (1, 3));
+    assert_eq!(after.created_ms, before.created_ms);
+}
+
+#[tokio::test]
+async fn an_id_listed_twice_is_claimed_once() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let e = s
+        .enqueue(&customer("c1"), &Default::default())
+        .await
+        .unwrap();
+    let mut conn = redis.connection();
+    let _: () = conn
+        .rpush("onboard:{create-customer}:ready", &e.id)
+        .unwrap();
+    let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
+    assert_eq!(got.jobs.len(), 1, "one claim, one lease");
+    assert_eq!(got.jobs[0].id, e.id);
+}
+
+#[tokio::test]
 async fn payloads_are_encrypted_at_rest() {
     let redis = RedisServer::start();
     let s = store(&redis).await;
@@ -89,11 +159,21 @@ async fn payloads_are_encrypted_at_rest() {
     });
     let e = s.enqueue(&job, &Default::default()).await.unwrap();
     let mut conn = redis.connection();
+    // Until a worker claims it, the job waits in the queue's pending hash...
+    let pending: Vec<u8> = conn.hget("onboard:{register-user}:pending", &e.id).unwrap();
+    assert_clear_text_absent(&pending);
+    // ...and once claimed, in its own record.
+    let claimed = s.fetch(JobKind::RegisterUser, 1, "t").await.unwrap();
+    assert_eq!(claimed.jobs.len(), 1);
     let payload: Vec<u8> = conn
         .hget(format!("onboard:{{register-user}}:job:{}", e.id), "payload")
         .unwrap();
-    assert!(!payload.is_empty());
-    let text = String::from_utf8_lossy(&payload);
+    assert_clear_text_absent(&payload);
+}
+
+fn assert_clear_text_absent(stored: &[u8]) {
+    assert!(!stored.is_empty());
+    let text = String::from_utf8_lossy(stored);
     assert!(!text.contains("pa55word"), "password stored in clear");
     assert!(!text.contains("alice"), "e-mail stored in clear");
 }
@@ -255,6 +335,17 @@ async fn garbage_is_quarantined_and_others_flow() {
     let _: () = conn
         .rpush("onboard:{create-customer}:ready", "cust_NORECORD")
         .unwrap();
+    // A pending entry (bulk enqueue's form of a queued job) that is not in its format.
+    let _: () = conn
+        .hset(
+            "onboard:{create-customer}:pending",
+            "cust_BADPENDING",
+            "no separators",
+        )
+        .unwrap();
+    let _: () = conn
+        .rpush("onboard:{create-customer}:ready", "cust_BADPENDING")
+        .unwrap();
     let good = s
         .enqueue(&customer("c1"), &Default::default())
         .await
@@ -262,7 +353,10 @@ async fn garbage_is_quarantined_and_others_flow() {
     let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
     assert_eq!(got.jobs.len(), 1);
     assert_eq!(got.jobs[0].id, good.id);
-    assert_eq!(got.quarantined, 1);
+    assert_eq!(got.quarantined, 2);
+    let bad_pending = s.status("cust_BADPENDING", false).await.unwrap();
+    assert_eq!(bad_pending.state, JobState::Dead);
+    assert_eq!(bad_pending.last_error.unwrap().class, "undecodable");
     let garbage = s.status("cust_GARBAGE", false).await.unwrap();
     assert_eq!(garbage.state, JobState::Dead);
     assert_eq!(garbage.last_error.unwrap().class, "undecodable");

@@ -53,6 +53,11 @@ impl QueueKeys {
         format!("{}job:{}", self.prefix, id)
     }
 
+    /// Payloads and metadata of jobs enqueued in bulk and not claimed yet (see `pending`).
+    pub fn pending(&self) -> String {
+        format!("{}pending", self.prefix)
+    }
+
     /// Counters (enqueued, succeeded, dead, expired, leases_expired).
     pub fn counts(&self) -> String {
         format!("{}counts", self.prefix)
@@ -97,7 +102,14 @@ mod tests {
     #[test]
     fn keys_share_one_hash_tag() {
         let k = QueueKeys::new(JobKind::CreateAccount);
-        for key in [k.ready(), k.notify(), k.set("dead"), k.job("x"), k.counts()] {
+        for key in [
+            k.ready(),
+            k.notify(),
+            k.set("dead"),
+            k.job("x"),
+            k.counts(),
+            k.pending(),
+        ] {
             assert!(key.starts_with("onboard:{create-account}:"), "{key}");
         }
     }

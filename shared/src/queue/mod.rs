@@ -3,6 +3,7 @@
 //! * [`keys`]: key names (one hash tag per queue) and job ids;
 //! * [`cipher`]: payloads, codes and results encrypted at rest;
 //! * [`record`]: job states, options, claimed jobs and outcomes;
+//! * `pending`: jobs enqueued in bulk whose record fetch has not built yet;
 //! * [`store`]: [`JobStore`], the operations (enqueue, fetch, ack, renew, codes, dead letters);
 //! * [`outcome`]: handler results and how their error class becomes an ack;
 //! * [`backend`] and [`ack_layer`]: the apalis backend and its lease/ack layer;
@@ -13,6 +14,7 @@ pub mod backend;
 pub mod cipher;
 pub mod keys;
 pub mod outcome;
+mod pending;
 pub mod record;
 mod scripts;
 pub mod store;

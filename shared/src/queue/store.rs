@@ -5,6 +5,7 @@
 
 use super::cipher::{Cipher, CipherError};
 use super::keys::{self, kind_of_id, new_job_id, QueueKeys};
+use super::pending::PendingEntry;
 use super::record::*;
 use super::scripts;
 use crate::config::Config;
@@ -725,9 +726,18 @@ impl JobStore {
     pub async fn status(&self, id: &str, reveal_secrets: bool) -> Result<JobStatus, QueueError> {
         let keys = self.keys_for(id)?;
         let mut conn = self.conn.clone();
-        let h: HashMap<String, Vec<u8>> = conn.hgetall(keys.job(id)).await?;
+        // Atomic, so a fetch cannot move the job from `pending` to its record in between.
+        let (h, pending): (HashMap<String, Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
+            .atomic()
+            .hgetall(keys.job(id))
+            .hget(keys.pending(), id)
+            .query_async(&mut conn)
+            .await?;
         if h.is_empty() {
-            return Err(QueueError::NotFound(id.to_string()));
+            return match pending {
+                Some(raw) => Self::pending_status(id, keys.kind(), &raw),
+                None => Err(QueueError::NotFound(id.to_string())),
+            };
         }
         let text = |k: &str| h.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
         let num = |k: &str| text(k).and_then(|s| s.parse::<u64>().ok());
@@ -770,6 +780,30 @@ impl JobStore {
             uncertain: num("uncertain") == Some(1),
             last_error,
             result,
+        })
+    }
+
+    /// The status of a job enqueued in bulk that no worker has claimed yet.
+    fn pending_status(id: &str, kind: JobKind, raw: &[u8]) -> Result<JobStatus, QueueError> {
+        let entry = PendingEntry::parse(raw).ok_or_else(|| {
+            QueueError::Protocol(format!("job {id} has a malformed pending entry"))
+        })?;
+        Ok(JobStatus {
+            id: id.to_string(),
+            kind,
+            state: JobState::Queued,
+            attempts: 0,
+            max_attempts: entry.max_attempts,
+            throttles: 0,
+            code_failures: 0,
+            created_ms: entry.created_ms,
+            updated_ms: entry.created_ms,
+            run_at_ms: None,
+            deadline_ms: None,
+            depends_on: None,
+            uncertain: false,
+            last_error: None,
+            result: None,
         })
     }
 
@@ -869,8 +903,18 @@ impl JobStore {
         ) = pipe.query_async(&mut conn).await?;
         let oldest_ready_age_ms = match head {
             Some(id) => {
-                let updated: Option<u64> = conn.hget(keys.job(&id), "updated_ms").await?;
-                updated.map(|u| now_ms().saturating_sub(u)).unwrap_or(0)
+                let (updated, pending): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
+                    .hget(keys.job(&id), "updated_ms")
+                    .hget(keys.pending(), &id)
+                    .query_async(&mut conn)
+                    .await?;
+                let since = updated.or_else(|| {
+                    pending
+                        .as_deref()
+                        .and_then(PendingEntry::parse)
+                        .map(|e| e.created_ms)
+                });
+                since.map(|u| now_ms().saturating_sub(u)).unwrap_or(0)
             }
             None => 0,
         };

@@ -15,10 +15,10 @@ local token = ARGV[7]
 local outcome = ARGV[8]
 local key = job_key(id)
 
-local current = redis.call('HGET', key, 'token')
-if current ~= token or token == '' then return {'stale'} end
+-- token, idempotency key, a stored verify code, dependents (see add_dependent.lua)
+local held = redis.call('HMGET', key, 'token', 'idem', 'code', 'deps')
+if held[1] ~= token or token == '' then return {'stale'} end
 redis.call('ZREM', prefix .. 'leased', id)
-redis.call('HSET', key, 'token', '', 'updated_ms', now)
 
 local function with(status, deps)
   local out = {status}
@@ -26,21 +26,28 @@ local function with(status, deps)
   return out
 end
 
+-- Success is the common case, so it writes the record in one HSET and skips what the job
+-- does not have (a code, an idempotency key, dependents).
 if outcome == 'succeeded' then
   local retention = tonumber(ARGV[10])
-  redis.call('HSET', key, 'state', 'succeeded', 'result', ARGV[9], 'finished_ms', now,
-    'uncertain', 0)
-  redis.call('HDEL', key, 'code')
+  redis.call('HSET', key, 'token', '', 'updated_ms', now, 'state', 'succeeded',
+    'result', ARGV[9], 'finished_ms', now, 'uncertain', 0)
+  if held[3] then redis.call('HDEL', key, 'code') end
   redis.call('EXPIRE', key, retention)
-  local idem = redis.call('HGET', key, 'idem')
-  if idem and idem ~= '' then redis.call('EXPIRE', prefix .. 'idem:' .. idem, retention) end
+  if held[2] and held[2] ~= '' then
+    redis.call('EXPIRE', prefix .. 'idem:' .. held[2], retention)
+  end
   redis.call('HINCRBY', prefix .. 'counts', 'succeeded', 1)
   emit(id, 'succeeded')
+  if not held[4] then return {'succeeded'} end
   local deps_key = prefix .. 'deps:' .. id
   local deps = redis.call('SMEMBERS', deps_key)
   redis.call('DEL', deps_key)
   return with('succeeded', deps)
-elseif outcome == 'retry' then
+end
+
+redis.call('HSET', key, 'token', '', 'updated_ms', now)
+if outcome == 'retry' then
   local f = redis.call('HMGET', key, 'attempts', 'max_attempts')
   redis.call('HSET', key, 'error', ARGV[10])
   if ARGV[11] == '1' then redis.call('HSET', key, 'uncertain', 1) end

@@ -47,3 +47,43 @@ local function to_dead(id, error_json)
   redis.call('DEL', deps_key)
   return deps
 end
+
+-- A job enqueued straight onto the ready list has no record (hash) yet: its payload and
+-- metadata wait in the queue's `pending` hash, field = id, value =
+-- "max_attempts|created_ms|idempotency key|payload" (the payload last: it is binary).
+-- Why, and who reads it: queue/pending.rs.
+local function pending_record(max_attempts, created_ms, idem, payload)
+  return max_attempts .. '|' .. created_ms .. '|' .. idem .. '|' .. payload
+end
+
+-- Splits a pending entry into {payload, max_attempts, created_ms, idem}. A malformed entry
+-- comes back with an empty payload, which the worker quarantines as undecodable.
+local function parse_pending(rec)
+  local a = string.find(rec, '|', 1, true)
+  local b = a and string.find(rec, '|', a + 1, true)
+  local c = b and string.find(rec, '|', b + 1, true)
+  if not c then return {'', '1', now, ''} end
+  return {string.sub(rec, c + 1), string.sub(rec, 1, a - 1), string.sub(rec, a + 1, b - 1),
+    string.sub(rec, b + 1, c - 1)}
+end
+
+-- Builds the record of a pending job (still queued) and removes its entry, for scripts that
+-- must write to the record before any worker claimed the job. False when it had none.
+local function materialize_pending(id)
+  local rec = redis.call('HGET', prefix .. 'pending', id)
+  if not rec then return false end
+  local p = parse_pending(rec)
+  redis.call('HSET', job_key(id), 'payload', p[1], 'state', 'queued', 'attempts', 0,
+    'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', p[3], 'run_at_ms', p[3],
+    'parent', '', 'idem', p[4])
+  redis.call('HDEL', prefix .. 'pending', id)
+  return true
+end
+
+-- A job's state, also for a job still pending (queued, no record yet); nil when unknown.
+local function job_state(id)
+  local state = redis.call('HGET', job_key(id), 'state')
+  if state then return state end
+  if redis.call('HEXISTS', prefix .. 'pending', id) == 1 then return 'queued' end
+  return nil
+end

@@ -3,7 +3,7 @@
 local id = ARGV[6]
 local key = job_key(id)
 local f = redis.call('HMGET', key, 'state', 'idem')
-if not f[1] then return {'wrong_state', 'missing'} end
+if not f[1] then return {'wrong_state', job_state(id) or 'missing'} end
 if f[1] ~= 'dead' then return {'wrong_state', f[1]} end
 redis.call('ZREM', prefix .. 'dead', id)
 redis.call('DEL', key)

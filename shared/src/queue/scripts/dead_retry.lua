@@ -4,7 +4,7 @@
 local id = ARGV[6]
 local key = job_key(id)
 local f = redis.call('HMGET', key, 'state', 'parent', 'payload')
-if not f[1] then return {'wrong_state', 'missing'} end
+if not f[1] then return {'wrong_state', job_state(id) or 'missing'} end
 if f[1] ~= 'dead' then return {'wrong_state', f[1]} end
 if not f[3] or f[3] == '' then return {'wrong_state', 'undecodable'} end
 redis.call('ZREM', prefix .. 'dead', id)

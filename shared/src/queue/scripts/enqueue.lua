@@ -1,16 +1,41 @@
--- Enqueues one or more jobs atomically: payload, metadata and the ready list (or the
--- scheduled / waiting set) in one step per job.
--- ARGV[6] = number of jobs, then 6 values per job:
+-- Enqueues one or more jobs atomically. ARGV[6] = number of jobs, then 6 values per job:
 --   id, payload, max_attempts, run_at_ms (0 = now), parent id ('' = none),
 --   idempotency key ('' = none; already hashed by the caller)
 -- Returns, per job: the id that now stands for it, and 1 when it was a duplicate of an
 -- earlier enqueue with the same idempotency key (then the FIRST job's id), else 0.
 --
--- Bulk enqueue is the hot path of a backfill, so what can be done once per call is: one
--- RPUSH of all ready ids, one counter update, one wake-up of idle workers.
+-- Bulk enqueue is the hot path of a backfill, so whatever can be is done once per call,
+-- with one variadic command, instead of once per job:
+-- * idempotency keys: one MSETNX claims them all when none is taken yet (a fresh backfill);
+--   otherwise (a rerun, or a key twice in one call) one SET NX GET each;
+-- * a job due now with no parent gets no hash of its own yet: its payload and metadata go
+--   into the queue's `pending` hash, all in one HSET, and fetch builds the job's record when
+--   it first claims it (fetch.lua; the entry's format is pending_record in common.lua);
+-- * one RPUSH of the ready ids, one counter update, one wake-up of idle workers.
+-- Scheduled jobs and jobs with a parent are written in full at once: they are not the bulk
+-- case, and other scripts look them up by their record.
 local n = tonumber(ARGV[6])
+local now_text = ARGV[4]
+
+local idem_pairs = {}
+local seen = {}
+local repeated = false
+for i = 0, n - 1 do
+  local base = 7 + i * 6
+  local idem = ARGV[base + 5]
+  if idem ~= '' then
+    if seen[idem] then repeated = true end
+    seen[idem] = true
+    idem_pairs[#idem_pairs + 1] = prefix .. 'idem:' .. idem
+    idem_pairs[#idem_pairs + 1] = ARGV[base]
+  end
+end
+local all_fresh = #idem_pairs == 0
+  or (not repeated and redis.call('MSETNX', unpack(idem_pairs)) == 1)
+
 local out = {}
 local ready = {}
+local pending = {}
 local added = 0
 for i = 0, n - 1 do
   local base = 7 + i * 6
@@ -21,7 +46,7 @@ for i = 0, n - 1 do
   local parent = ARGV[base + 4]
   local idem = ARGV[base + 5]
   local existing = false
-  if idem ~= '' then
+  if idem ~= '' and not all_fresh then
     -- SET NX GET: claims the key, or returns who holds it, in one command.
     existing = redis.call('SET', prefix .. 'idem:' .. idem, id, 'NX', 'GET')
   end
@@ -29,27 +54,32 @@ for i = 0, n - 1 do
     out[#out + 1] = existing
     out[#out + 1] = 1
   else
-    local state
-    if parent ~= '' then
-      state = 'waiting'
-      redis.call('ZADD', prefix .. 'waiting', now, id)
-    elseif run_at > now then
-      state = 'scheduled'
-      redis.call('ZADD', prefix .. 'scheduled', run_at, id)
-    else
-      state = 'queued'
+    if parent == '' and run_at <= now then
+      pending[#pending + 1] = id
+      pending[#pending + 1] = pending_record(max_attempts, now_text, idem, payload)
       ready[#ready + 1] = id
+      emit(id, 'queued')
+    else
+      local state
+      if parent ~= '' then
+        state = 'waiting'
+        redis.call('ZADD', prefix .. 'waiting', now, id)
+      else
+        state = 'scheduled'
+        redis.call('ZADD', prefix .. 'scheduled', run_at, id)
+      end
+      redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
+        'max_attempts', max_attempts, 'created_ms', now, 'updated_ms', now,
+        'run_at_ms', math.max(run_at, now), 'parent', parent, 'idem', idem)
+      emit(id, state)
     end
-    redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
-      'max_attempts', max_attempts, 'created_ms', now, 'updated_ms', now,
-      'run_at_ms', math.max(run_at, now), 'parent', parent, 'idem', idem)
     added = added + 1
-    emit(id, state)
     out[#out + 1] = id
     out[#out + 1] = 0
   end
 end
 if #ready > 0 then
+  redis.call('HSET', prefix .. 'pending', unpack(pending))
   redis.call('RPUSH', prefix .. 'ready', unpack(ready))
   -- As many wake-up tokens as jobs, capped like make_ready's: enough for every idle worker.
   local tokens = {}

@@ -41,41 +41,66 @@ for _, id in ipairs(expired) do
   end
 end
 
--- 3. Claim.
+-- 3. Claim. Most jobs are claimed for the first time after a bulk enqueue: their entries
+-- come out of `pending` with one HMGET and one HDEL for the whole batch, and all leases go
+-- into one ZADD; per job there is one HSET (the record) and the event.
 local out = {}
 local n = 0
+local leases = {}
+-- Leases a claimed job and adds it to the reply; `f` holds the record's fields read for a
+-- job claimed from its record (uncertain, phase, code, code_failures), empty otherwise.
+local function claimed(id, payload, attempts, max_attempts, token, f)
+  leases[#leases + 1] = now + lease_ms
+  leases[#leases + 1] = id
+  emit(id, 'running', 'attempt', attempts)
+  n = n + 1
+  out[#out + 1] = id
+  out[#out + 1] = payload
+  out[#out + 1] = attempts
+  out[#out + 1] = max_attempts
+  out[#out + 1] = token
+  out[#out + 1] = f[5] or '0'
+  out[#out + 1] = f[6] or ''
+  out[#out + 1] = f[7] or ''
+  out[#out + 1] = f[8] or '0'
+end
 local ids = redis.call('LPOP', prefix .. 'ready', batch)
 if ids then
+  local entries = redis.call('HMGET', prefix .. 'pending', unpack(ids))
+  local taken = {}
+  local seen = {}
   for i, id in ipairs(ids) do
     local key = job_key(id)
-    local f = redis.call('HMGET', key, 'state', 'payload', 'attempts', 'max_attempts',
-      'uncertain', 'phase', 'code', 'code_failures')
-    if not f[1] then
-      -- An id with no record behind it: quarantine a record of it so an operator sees it.
-      redis.call('HSET', key, 'payload', '', 'attempts', 0, 'max_attempts', 0,
-        'created_ms', now)
-      to_dead(id, cjson.encode({class = 'undecodable', code = 'NoJobRecord',
-        message = 'the ready list named a job that has no record'}))
-    elseif f[1] == 'queued' then
-      local token = token_prefix .. ':' .. i
-      local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-      redis.call('HSET', key, 'state', 'running', 'token', token, 'started_ms', now,
-        'updated_ms', now)
-      redis.call('ZADD', prefix .. 'leased', now + lease_ms, id)
-      emit(id, 'running', 'attempt', attempts)
-      n = n + 1
-      out[#out + 1] = id
-      out[#out + 1] = f[2] or ''
-      out[#out + 1] = attempts
-      out[#out + 1] = f[4] or '0'
-      out[#out + 1] = token
-      out[#out + 1] = f[5] or '0'
-      out[#out + 1] = f[6] or ''
-      out[#out + 1] = f[7] or ''
-      out[#out + 1] = f[8] or '0'
+    local token = token_prefix .. ':' .. i
+    -- (`seen`: an id listed twice in one batch must not be claimed twice from its entry.)
+    if entries[i] and not seen[id] then
+      seen[id] = true
+      local p = parse_pending(entries[i])
+      taken[#taken + 1] = id
+      redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', 1,
+        'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now, 'run_at_ms', p[3],
+        'parent', '', 'idem', p[4], 'token', token, 'started_ms', now)
+      claimed(id, p[1], 1, p[2], token, {})
+    else
+      local f = redis.call('HMGET', key, 'state', 'payload', 'attempts', 'max_attempts',
+        'uncertain', 'phase', 'code', 'code_failures')
+      if not f[1] then
+        -- An id with no record behind it: quarantine a record of it so an operator sees it.
+        redis.call('HSET', key, 'payload', '', 'attempts', 0, 'max_attempts', 0,
+          'created_ms', now)
+        to_dead(id, cjson.encode({class = 'undecodable', code = 'NoJobRecord',
+          message = 'the ready list named a job that has no record'}))
+      elseif f[1] == 'queued' then
+        local attempts = tonumber(f[3] or '0') + 1
+        redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
+          'started_ms', now, 'updated_ms', now)
+        claimed(id, f[2] or '', attempts, f[4] or '0', token, f)
+      end
+      -- Any other state: a stale ready entry for a job that has moved on; drop it.
     end
-    -- Any other state: a stale ready entry for a job that has moved on; drop it.
   end
+  if #taken > 0 then redis.call('HDEL', prefix .. 'pending', unpack(taken)) end
+  if #leases > 0 then redis.call('ZADD', prefix .. 'leased', unpack(leases)) end
 end
 
 -- When the worker should look again even if nobody wakes it.

@@ -3,7 +3,7 @@
 local id = ARGV[6]
 local key = job_key(id)
 local state = redis.call('HGET', key, 'state')
-if not state then return {'wrong_state', 'missing'} end
+if not state then return {'wrong_state', job_state(id) or 'missing'} end
 if state ~= 'expired' and state ~= 'awaiting_code' then return {'wrong_state', state} end
 redis.call('ZREM', prefix .. 'awaiting', id)
 redis.call('HSET', key, 'state', 'queued', 'phase', 'send', 'updated_ms', now)

@@ -4,7 +4,7 @@
 local id = ARGV[6]
 local key = job_key(id)
 local f = redis.call('HMGET', key, 'state', 'deadline_ms')
-if not f[1] then return {'wrong_state', 'missing'} end
+if not f[1] then return {'wrong_state', job_state(id) or 'missing'} end
 if f[1] ~= 'awaiting_code' then return {'wrong_state', f[1]} end
 if tonumber(f[2] or '0') < now then
   redis.call('ZREM', prefix .. 'awaiting', id)
