@@ -112,7 +112,7 @@ impl RedisGate {
         };
         let interval_ms = (1000.0 / rate * SAFETY_MARGIN).ceil() as u64;
         let mut conn = self.conn.clone();
-        let reply: Result<(i64, i64), _> = GCRA
+        let reply: Result<(i64, i64, i64), _> = GCRA
             .key(Self::limiter_key(provider, action))
             .key(cooldown_key(provider))
             .arg(crate::queue::now_ms())
@@ -120,7 +120,7 @@ impl RedisGate {
             .arg(self.max_inline_wait.as_millis() as u64)
             .invoke_async(&mut conn)
             .await;
-        let (admitted, wait_ms) = match reply {
+        let (admitted, wait_ms, cooling_down) = match reply {
             Ok(r) => r,
             Err(e) => {
                 // Without the shared limiter we cannot promise the provider's limit: wait
@@ -141,9 +141,18 @@ impl RedisGate {
             }
             Ok(())
         } else {
+            // A job turned away for a slot comes back while the slots before its turn are
+            // still reserved, so it finds one within the inline wait. Coming back exactly
+            // at its turn would find the line just emptied: each such gap (a fetch's
+            // latency) is a slot lost, which measured as 5 % of the limit.
+            let retry_after = if cooling_down == 1 {
+                wait
+            } else {
+                wait.saturating_sub(self.max_inline_wait / 2)
+            };
             Err(ProviderError::Throttled {
                 code: "LocalRateLimit".into(),
-                retry_after: wait,
+                retry_after,
             })
         }
     }
