@@ -2,18 +2,20 @@
 //!
 //! Pass 1 streams the whole file and validates every row; any invalid row stops the run
 //! with a report naming line, field and rule, and nothing is enqueued (`--skip-invalid`
-//! enqueues the valid rows and writes the rejects to a file). Pass 2 streams the file again
-//! and enqueues it in pipelined chunks. Each row's idempotency key is its kind and natural
+//! enqueues the valid rows and writes the rejects to a file). Pass 2 streams the file again:
+//! a reader thread parses it into chunks while earlier chunks are enqueued, several
+//! pipelines at a time. Each row's idempotency key is its kind and natural
 //! key, so a rerun of the same file enqueues nothing new and says so. Memory stays flat in
 //! the file size (unless `--wait`, which keeps the job ids to follow them).
 
 use super::{Ctx, Failure};
 use clap::Args;
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use onboard_producer::backfill::{read_rows, BackfillRow, FileFormat, RowItem, RowKind};
 use onboard_producer::{EventFollower, Producer};
 use onboard_shared::jobs::{Job, JobKind};
-use onboard_shared::queue::{EnqueueOptions, JobState};
+use onboard_shared::queue::{EnqueueOptions, Enqueued, JobState};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -48,7 +50,10 @@ pub struct BackfillArgs {
     timeout: u64,
 }
 
-const CHUNK: usize = 5_000;
+/// Rows per chunk: about one enqueue pipeline's worth (see `JobStore::enqueue_many`).
+const CHUNK: usize = 2_000;
+/// Chunks being enqueued at once while the reader thread parses the next ones.
+const IN_FLIGHT: usize = 4;
 const MAX_REPORTED: usize = 50;
 
 fn format_of(args: &BackfillArgs) -> Result<FileFormat, Failure> {
@@ -95,6 +100,8 @@ struct Progress {
     bar: ProgressBar,
     plain: bool,
     last_plain: Instant,
+    /// A hidden bar has no length, so plain lines take the total from here.
+    total: u64,
 }
 
 impl Progress {
@@ -118,6 +125,7 @@ impl Progress {
             bar,
             plain,
             last_plain: Instant::now(),
+            total,
         }
     }
 
@@ -125,12 +133,13 @@ impl Progress {
         self.bar.inc(n);
         if self.plain && self.last_plain.elapsed() >= Duration::from_secs(2) {
             self.last_plain = Instant::now();
-            eprintln!(
-                "enqueued {} of {} rows",
-                self.bar.position(),
-                self.bar.length().unwrap_or(0)
-            );
+            eprintln!("{}", self.plain_line());
         }
+    }
+
+    /// The line printed every few seconds when stderr is not a terminal.
+    fn plain_line(&self) -> String {
+        format!("enqueued {} of {} rows", self.bar.position(), self.total)
     }
 
     fn finish(&self) {
@@ -208,22 +217,26 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
     let mut new_jobs = 0u64;
     let mut duplicates = 0u64;
     let mut ids: Vec<String> = Vec::new();
-    let mut rows = read_rows(open(&args.file)?, format, kind).filter_map(Result::ok);
-    loop {
-        let mut chunk: Vec<BackfillRow> = rows.by_ref().take(CHUNK).collect();
-        if chunk.is_empty() {
-            break;
+    let chunks = futures::stream::unfold(
+        spawn_reader(args.file.clone(), format, kind),
+        |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) },
+    );
+    let mut done_chunks = std::pin::pin!(chunks
+        .map(|chunk| async { enqueue_chunk(&producer, chunk?).await })
+        .buffered(IN_FLIGHT));
+    while let Some(done) = done_chunks.next().await {
+        let done = done?;
+        for e in &done.jobs {
+            if e.duplicate {
+                duplicates += 1;
+            } else {
+                new_jobs += 1;
+            }
+            if args.wait {
+                ids.push(e.id.clone());
+            }
         }
-        let n = chunk.len() as u64;
-        enqueue_chunk(
-            &producer,
-            &mut chunk,
-            &mut new_jobs,
-            &mut duplicates,
-            args.wait.then_some(&mut ids),
-        )
-        .await?;
-        progress.inc(n);
+        progress.inc(done.rows);
     }
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
@@ -257,21 +270,50 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn enqueue_chunk(
-    producer: &Producer,
-    chunk: &mut Vec<BackfillRow>,
-    new_jobs: &mut u64,
-    duplicates: &mut u64,
-    mut ids: Option<&mut Vec<String>>,
-) -> Result<(), Failure> {
-    if chunk.is_empty() {
-        return Ok(());
-    }
+/// What one chunk's enqueue did.
+struct ChunkDone {
+    /// Rows of the file it held.
+    rows: u64,
+    /// One entry per job (an `onboard-customer` row makes two).
+    jobs: Vec<Enqueued>,
+}
+
+/// Pass 2's reader: parses the file on its own thread and hands over chunks of valid rows,
+/// so parsing the next chunks overlaps Redis running the ones before. The channel is
+/// bounded, which keeps memory flat: the reader waits while enough chunks are queued.
+fn spawn_reader(
+    path: PathBuf,
+    format: FileFormat,
+    kind: Option<RowKind>,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<BackfillRow>, Failure>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    std::thread::spawn(move || {
+        let file = match open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut rows = read_rows(file, format, kind).filter_map(Result::ok);
+        loop {
+            let chunk: Vec<BackfillRow> = rows.by_ref().take(CHUNK).collect();
+            // A send fails only when the enqueue side stopped (an error): stop reading.
+            if chunk.is_empty() || tx.blocking_send(Ok(chunk)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn enqueue_chunk(producer: &Producer, chunk: Vec<BackfillRow>) -> Result<ChunkDone, Failure> {
+    let rows = chunk.len() as u64;
     // Parents (and plain jobs) first: a child must name the id its parent really has,
     // which is the FIRST job's id when the parent was enqueued by an earlier run.
     let mut first: Vec<(Job, EnqueueOptions)> = Vec::with_capacity(chunk.len());
     let mut children: Vec<(usize, Job)> = Vec::new();
-    for row in chunk.drain(..) {
+    for row in chunk {
         match row.item {
             RowItem::Job(job) => {
                 let opts = EnqueueOptions {
@@ -291,32 +333,21 @@ async fn enqueue_chunk(
             }
         }
     }
-    let done = producer.enqueue_many(&first).await?;
+    let parents = producer.enqueue_many(&first).await?;
     let mut second = Vec::with_capacity(children.len());
     for (parent_at, job) in children {
         let opts = EnqueueOptions {
             idempotency_key: Some(idem(&job)),
-            depends_on: Some(done[parent_at].id.clone()),
+            depends_on: Some(parents[parent_at].id.clone()),
             ..Default::default()
         };
         second.push((job, opts));
     }
-    let done2 = if second.is_empty() {
-        Vec::new()
-    } else {
-        producer.enqueue_many(&second).await?
-    };
-    for e in done.iter().chain(&done2) {
-        if e.duplicate {
-            *duplicates += 1;
-        } else {
-            *new_jobs += 1;
-        }
-        if let Some(ids) = ids.as_deref_mut() {
-            ids.push(e.id.clone());
-        }
+    let mut jobs = parents;
+    if !second.is_empty() {
+        jobs.extend(producer.enqueue_many(&second).await?);
     }
-    Ok(())
+    Ok(ChunkDone { rows, jobs })
 }
 
 /// Follows the backfill's jobs through the events stream, printing a live count per state,
@@ -385,5 +416,17 @@ async fn follow(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_progress_counts_against_the_file_total() {
+        let mut progress = Progress::new(10, "enqueueing");
+        progress.inc(4);
+        assert_eq!(progress.plain_line(), "enqueued 4 of 10 rows");
     }
 }
