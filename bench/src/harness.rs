@@ -3,7 +3,7 @@
 //! `onboard-sandbox` and `onboard-worker` processes, and the helpers that wait on a queue.
 
 use anyhow::{bail, Context};
-use onboard_shared::config::{sandbox_defaults, Config};
+use onboard_shared::config::Config;
 use onboard_shared::jobs::{Job, JobKind};
 use onboard_shared::queue::{EnqueueOptions, JobStore};
 use std::collections::HashMap;
@@ -251,35 +251,7 @@ pub fn worker_env(redis: &RedisServer, sandbox_url: Option<&str>) -> Vec<(String
         ("ONBOARD_LOG", "warn".into()),
     ];
     if let Some(base) = sandbox_url {
-        env.extend([
-            (
-                "ONBOARD_IOT__ENDPOINT",
-                format!("{base}/api/exploreropen/serviceapi"),
-            ),
-            ("ONBOARD_TENCENTCLOUD__ENDPOINT", format!("{base}/")),
-            ("ONBOARD_POLYV__BASE_URL", base.to_string()),
-            ("ONBOARD_IOT__APP_KEY", sandbox_defaults::IOT_APP_KEY.into()),
-            (
-                "ONBOARD_IOT__APP_SECRET",
-                sandbox_defaults::IOT_APP_SECRET.into(),
-            ),
-            (
-                "ONBOARD_TENCENTCLOUD__SECRET_ID",
-                sandbox_defaults::TC_SECRET_ID.into(),
-            ),
-            (
-                "ONBOARD_TENCENTCLOUD__SECRET_KEY",
-                sandbox_defaults::TC_SECRET_KEY.into(),
-            ),
-            (
-                "ONBOARD_POLYV__APP_ID",
-                sandbox_defaults::POLYV_APP_ID.into(),
-            ),
-            (
-                "ONBOARD_POLYV__APP_SECRET",
-                sandbox_defaults::POLYV_APP_SECRET.into(),
-            ),
-        ]);
+        env.extend(Config::sandbox_provider_env(base));
     }
     env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

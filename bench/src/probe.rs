@@ -72,7 +72,7 @@ impl Running {
         self.handle.is_finished()
     }
 
-    /// Stops the worker and returns how it ended (the error it ended with, if any).
+    /// How a worker that ended by itself ended (waits up to 10 s for it to finish).
     pub async fn outcome(self) -> String {
         match tokio::time::timeout(Duration::from_secs(10), self.handle).await {
             Ok(Ok(Ok(()))) => "ended without error".into(),

@@ -215,6 +215,11 @@ impl Record {
     }
 }
 
+/// ours / peer for a summary line; a peer figure of 0 reads as the smallest positive one.
+pub fn times(ours: f64, peer: f64) -> f64 {
+    ours / peer.max(f64::MIN_POSITIVE)
+}
+
 /// Rounds to `digits` decimals (for readable JSON).
 pub fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);

@@ -384,6 +384,35 @@ impl Config {
             ..Config::default()
         }
     }
+
+    /// The `ONBOARD_*` variables that point a worker process at the local sandbox at
+    /// `base_url` with the sandbox's credentials: [`Config::for_sandbox`] as environment.
+    pub fn sandbox_provider_env(base_url: &str) -> Vec<(&'static str, String)> {
+        let cfg = Config::for_sandbox(base_url, "");
+        vec![
+            ("ONBOARD_IOT__ENDPOINT", cfg.iot.endpoint),
+            ("ONBOARD_IOT__APP_KEY", cfg.iot.app_key),
+            (
+                "ONBOARD_IOT__APP_SECRET",
+                cfg.iot.app_secret.expose().into(),
+            ),
+            ("ONBOARD_TENCENTCLOUD__ENDPOINT", cfg.tencentcloud.endpoint),
+            (
+                "ONBOARD_TENCENTCLOUD__SECRET_ID",
+                cfg.tencentcloud.secret_id,
+            ),
+            (
+                "ONBOARD_TENCENTCLOUD__SECRET_KEY",
+                cfg.tencentcloud.secret_key.expose().into(),
+            ),
+            ("ONBOARD_POLYV__BASE_URL", cfg.polyv.base_url),
+            ("ONBOARD_POLYV__APP_ID", cfg.polyv.app_id),
+            (
+                "ONBOARD_POLYV__APP_SECRET",
+                cfg.polyv.app_secret.expose().into(),
+            ),
+        ]
+    }
 }
 
 #[cfg(test)]

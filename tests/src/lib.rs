@@ -340,36 +340,7 @@ impl Worker {
         cmd.env("ONBOARD_PROFILE", "sandbox")
             .env("ONBOARD_REDIS_URL", redis.url())
             .env("ONBOARD_METRICS_LISTEN", "127.0.0.1:0")
-            .env(
-                "ONBOARD_IOT__ENDPOINT",
-                format!("{base}/api/exploreropen/serviceapi"),
-            )
-            .env("ONBOARD_TENCENTCLOUD__ENDPOINT", format!("{base}/"))
-            .env("ONBOARD_POLYV__BASE_URL", base)
-            .env(
-                "ONBOARD_IOT__APP_KEY",
-                onboard_shared::config::sandbox_defaults::IOT_APP_KEY,
-            )
-            .env(
-                "ONBOARD_IOT__APP_SECRET",
-                onboard_shared::config::sandbox_defaults::IOT_APP_SECRET,
-            )
-            .env(
-                "ONBOARD_TENCENTCLOUD__SECRET_ID",
-                onboard_shared::config::sandbox_defaults::TC_SECRET_ID,
-            )
-            .env(
-                "ONBOARD_TENCENTCLOUD__SECRET_KEY",
-                onboard_shared::config::sandbox_defaults::TC_SECRET_KEY,
-            )
-            .env(
-                "ONBOARD_POLYV__APP_ID",
-                onboard_shared::config::sandbox_defaults::POLYV_APP_ID,
-            )
-            .env(
-                "ONBOARD_POLYV__APP_SECRET",
-                onboard_shared::config::sandbox_defaults::POLYV_APP_SECRET,
-            )
+            .envs(onboard_shared::config::Config::sandbox_provider_env(base))
             .env("ONBOARD_LOG", "info")
             .stderr(stderr);
         for (k, v) in &opts.env {

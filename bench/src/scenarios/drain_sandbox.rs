@@ -5,7 +5,7 @@
 use crate::harness::{self, rate, Sandbox};
 use crate::report::{fmt_num, Record, RecordBuilder, Target};
 use anyhow::Context;
-use onboard_shared::jobs::{CreateCustomerJob, Job, JobKind};
+use onboard_shared::jobs::{Job, JobKind};
 use onboard_shared::queue::EnqueueOptions;
 use std::time::{Duration, Instant};
 
@@ -19,11 +19,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     let store = harness::store(&redis).await?;
     let jobs: Vec<(Job, EnqueueOptions)> = (0..n)
         .map(|i| {
-            let job = Job::CreateCustomer(CreateCustomerJob {
-                customer_id: format!("c{i}"),
-                country_code: "86".into(),
-                phone_number: format!("1380000{:04}", i % 10_000),
-            });
+            let job = Job::CreateCustomer(super::customer_payload(i));
             (job, EnqueueOptions::default())
         })
         .collect();

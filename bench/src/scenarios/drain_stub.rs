@@ -11,7 +11,7 @@
 use crate::harness::{self, rate};
 use crate::peer::{self, Variant};
 use crate::probe::Probe;
-use crate::report::{fmt_num, Record, RecordBuilder, Target};
+use crate::report::{fmt_num, times, Record, RecordBuilder, Target};
 use anyhow::Context;
 use onboard_shared::jobs::{CreateCustomerJob, Job, JobKind};
 use onboard_shared::queue::EnqueueOptions;
@@ -124,8 +124,8 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         fmt_num(peer_default),
         fmt_num(peer_nolock),
         fmt_num(peer_noack),
-        ours / peer_default.max(f64::MIN_POSITIVE),
-        ours / peer_nolock.max(f64::MIN_POSITIVE),
+        times(ours, peer_default),
+        times(ours, peer_nolock),
     );
     Ok(rec.finish(target, ours, true, summary, wall.elapsed().as_secs_f64()))
 }

@@ -8,10 +8,12 @@
 use crate::harness;
 use crate::peer::{self, Variant};
 use crate::probe::Probe;
-use crate::report::{round, Record, RecordBuilder, Target};
+use crate::report::{round, times, Record, RecordBuilder, Target};
 use anyhow::{bail, Context};
+use apalis_redis::RedisStorage;
 use onboard_shared::jobs::{CreateCustomerJob, Job, JobKind};
-use onboard_shared::queue::{EnqueueOptions, JobState};
+use onboard_shared::queue::{EnqueueOptions, JobState, JobStore};
+use redis::aio::ConnectionManager;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -20,14 +22,6 @@ const WARMUP: usize = 10;
 /// Idle time between jobs, so the worker is waiting (not fetching) when the next arrives.
 const GAP: Duration = Duration::from_millis(5);
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn payload(i: usize) -> CreateCustomerJob {
-    CreateCustomerJob {
-        customer_id: format!("p{i}"),
-        country_code: "86".into(),
-        phone_number: format!("1380000{:04}", i % 10_000),
-    }
-}
 
 /// p50, p99 and max of `samples` (ms), sorted in place.
 fn percentiles(samples: &mut [f64]) -> (f64, f64, f64) {
@@ -39,83 +33,123 @@ fn percentiles(samples: &mut [f64]) -> (f64, f64, f64) {
     (at(0.50), at(0.99), samples[samples.len() - 1])
 }
 
-async fn next_start(rx: &mut mpsc::UnboundedReceiver<Instant>) -> anyhow::Result<Instant> {
-    tokio::time::timeout(STEP_TIMEOUT, rx.recv())
-        .await
-        .context("no handler started within 10 s")?
-        .context("the worker is gone")
+/// A queue under measurement: ours or the peer's.
+trait Queue {
+    /// Enqueues job `i`.
+    async fn push(&mut self, i: usize) -> anyhow::Result<()>;
+    /// Waits until job `i` (the one just pushed) has been acknowledged.
+    async fn wait_done(&mut self, i: usize, deadline: Instant) -> anyhow::Result<()>;
 }
+
+/// Pushes `n` jobs (after [`WARMUP`] uncounted ones) one at a time, each timed from the
+/// push to its handler's start, and lets the worker go idle before the next.
+async fn one_at_a_time(
+    queue: &mut impl Queue,
+    starts: &mut mpsc::UnboundedReceiver<Instant>,
+    n: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut samples = Vec::with_capacity(n);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..n + WARMUP {
+        let t0 = Instant::now();
+        queue.push(i).await?;
+        let started = tokio::time::timeout(STEP_TIMEOUT, starts.recv())
+            .await
+            .context("no handler started within 10 s")?
+            .context("the worker is gone")?;
+        if i >= WARMUP {
+            samples.push(started.saturating_duration_since(t0).as_secs_f64() * 1e3);
+        }
+        queue.wait_done(i, Instant::now() + STEP_TIMEOUT).await?;
+        tokio::time::sleep(GAP).await;
+    }
+    Ok(samples)
+}
+
+struct Ours {
+    store: JobStore,
+    last: String,
+}
+
+impl Queue for Ours {
+    async fn push(&mut self, i: usize) -> anyhow::Result<()> {
+        let job = Job::CreateCustomer(super::customer_payload(i));
+        self.last = self
+            .store
+            .enqueue(&job, &EnqueueOptions::default())
+            .await?
+            .id;
+        Ok(())
+    }
+
+    async fn wait_done(&mut self, _i: usize, deadline: Instant) -> anyhow::Result<()> {
+        loop {
+            let st = self.store.status(&self.last, false).await?;
+            if st.state == JobState::Succeeded {
+                return Ok(());
+            }
+            if st.state.is_final() || Instant::now() > deadline {
+                bail!("job {} ended {} instead of succeeded", self.last, st.state);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+struct Peer {
+    storage: RedisStorage<CreateCustomerJob>,
+    conn: ConnectionManager,
+}
+
+impl Queue for Peer {
+    async fn push(&mut self, i: usize) -> anyhow::Result<()> {
+        peer::push_one(&mut self.storage, super::customer_payload(i)).await
+    }
+
+    async fn wait_done(&mut self, i: usize, deadline: Instant) -> anyhow::Result<()> {
+        while peer::done(&mut self.conn, PEER_QUEUE).await? < (i + 1) as u64 {
+            if Instant::now() > deadline {
+                bail!("apalis-redis task {i} not acknowledged within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+}
+
+const PEER_QUEUE: &str = "bench-pickup";
 
 async fn ours(redis: &harness::RedisServer, n: usize) -> anyhow::Result<Vec<f64>> {
     let store = harness::store(redis).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let running =
         crate::ours::start_worker(&store, JobKind::CreateCustomer, 50, Probe::new(Some(tx)));
-    let mut samples = Vec::with_capacity(n);
-    let result: anyhow::Result<()> = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for i in 0..n + WARMUP {
-            let job = Job::CreateCustomer(payload(i));
-            let t0 = Instant::now();
-            let enq = store.enqueue(&job, &EnqueueOptions::default()).await?;
-            let started = next_start(&mut rx).await?;
-            if i >= WARMUP {
-                samples.push(started.saturating_duration_since(t0).as_secs_f64() * 1e3);
-            }
-            let deadline = Instant::now() + STEP_TIMEOUT;
-            loop {
-                let st = store.status(&enq.id, false).await?;
-                if st.state == JobState::Succeeded {
-                    break;
-                }
-                if st.state.is_final() || Instant::now() > deadline {
-                    bail!("job {} ended {} instead of succeeded", enq.id, st.state);
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            tokio::time::sleep(GAP).await;
-        }
-        Ok(())
-    }
-    .await;
+    let mut queue = Ours {
+        store,
+        last: String::new(),
+    };
+    let result = one_at_a_time(&mut queue, &mut rx, n).await;
     running.stop().await;
-    result?;
-    Ok(samples)
+    result
 }
 
 async fn peer_run(redis: &harness::RedisServer, n: usize) -> anyhow::Result<Vec<f64>> {
-    const QUEUE: &str = "bench-pickup";
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut storage = peer::storage(redis, QUEUE, Variant::Defaults).await?;
-    let running =
-        peer::start_worker(redis, QUEUE, Variant::Defaults, 50, Probe::new(Some(tx))).await?;
-    let client = redis::Client::open(redis.url())?;
-    let mut conn = client.get_connection_manager().await?;
-    let mut samples = Vec::with_capacity(n);
-    let result: anyhow::Result<()> = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for i in 0..n + WARMUP {
-            let t0 = Instant::now();
-            peer::push_one(&mut storage, payload(i)).await?;
-            let started = next_start(&mut rx).await?;
-            if i >= WARMUP {
-                samples.push(started.saturating_duration_since(t0).as_secs_f64() * 1e3);
-            }
-            let deadline = Instant::now() + STEP_TIMEOUT;
-            while peer::done(&mut conn, QUEUE).await? < (i + 1) as u64 {
-                if Instant::now() > deadline {
-                    bail!("apalis-redis task {i} not acknowledged within 10 s");
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            tokio::time::sleep(GAP).await;
-        }
-        Ok(())
-    }
-    .await;
+    let storage = peer::storage(redis, PEER_QUEUE, Variant::Defaults).await?;
+    let running = peer::start_worker(
+        redis,
+        PEER_QUEUE,
+        Variant::Defaults,
+        50,
+        Probe::new(Some(tx)),
+    )
+    .await?;
+    let conn = redis::Client::open(redis.url())?
+        .get_connection_manager()
+        .await?;
+    let result = one_at_a_time(&mut Peer { storage, conn }, &mut rx, n).await;
     running.stop().await;
-    result?;
-    Ok(samples)
+    result
 }
 
 /// Runs the scenario.
@@ -151,8 +185,8 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     );
     let summary = format!(
         "{n} jobs one at a time: ours p50 {p50:.2} ms, p99 {p99:.2} ms (max {max:.2}); apalis-redis p50 {pp50:.2} ms, p99 {pp99:.2} ms (max {pmax:.2}); ratio ours/peer p50 {:.2}, p99 {:.2}",
-        p50 / pp50.max(f64::MIN_POSITIVE),
-        p99 / pp99.max(f64::MIN_POSITIVE),
+        times(p50, pp50),
+        times(p99, pp99),
     );
     Ok(rec.finish(
         target,

@@ -11,7 +11,7 @@ use super::{Ctx, Failure};
 use clap::Args;
 use onboard_producer::backfill::{read_rows, FileFormat, RowItem};
 use onboard_producer::Producer;
-use onboard_shared::config::{sandbox_defaults, Config, Profile};
+use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::Job;
 use onboard_shared::queue::{EnqueueOptions, JobState, JobStatus};
 use onboard_shared::secret::Secret;
@@ -212,29 +212,11 @@ async fn run_stack(args: &DemoArgs, started: &mut Vec<Started>) -> Result<(), Fa
         .to_string();
     eprintln!("started the sandbox providers at {sandbox_url}");
 
-    let cfg = Config::for_sandbox(&sandbox_url, &redis_url);
     let mut cmd = Command::new(&worker_bin);
     cmd.env("ONBOARD_PROFILE", "sandbox")
         .env("ONBOARD_REDIS_URL", &redis_url)
         .env("ONBOARD_METRICS_LISTEN", metrics_listen())
-        .env("ONBOARD_IOT__ENDPOINT", &cfg.iot.endpoint)
-        .env("ONBOARD_IOT__APP_KEY", sandbox_defaults::IOT_APP_KEY)
-        .env("ONBOARD_IOT__APP_SECRET", sandbox_defaults::IOT_APP_SECRET)
-        .env("ONBOARD_TENCENTCLOUD__ENDPOINT", &cfg.tencentcloud.endpoint)
-        .env(
-            "ONBOARD_TENCENTCLOUD__SECRET_ID",
-            sandbox_defaults::TC_SECRET_ID,
-        )
-        .env(
-            "ONBOARD_TENCENTCLOUD__SECRET_KEY",
-            sandbox_defaults::TC_SECRET_KEY,
-        )
-        .env("ONBOARD_POLYV__BASE_URL", &cfg.polyv.base_url)
-        .env("ONBOARD_POLYV__APP_ID", sandbox_defaults::POLYV_APP_ID)
-        .env(
-            "ONBOARD_POLYV__APP_SECRET",
-            sandbox_defaults::POLYV_APP_SECRET,
-        );
+        .envs(Config::sandbox_provider_env(&sandbox_url));
     let (worker, line) = start("onboard-worker", cmd, "onboard-worker ready", None).await?;
     started.push(worker);
     let metrics_url = line
