@@ -2,7 +2,7 @@
 //! throttling, in the middle of real runs. Nothing may be lost, nothing created twice at a
 //! provider, no job may use more attempts than allowed, and throttling may use none.
 
-use onboard_producer::Producer;
+use onboard_producer::{Event, EventFollower, Producer};
 use onboard_shared::queue::*;
 use onboard_tests::fixtures::*;
 use onboard_tests::scrape::{scrape, sum};
@@ -145,6 +145,27 @@ async fn redis_restarted_twice_loses_no_acknowledged_job() {
     assert_eq!(sandbox.stats()["duplicates"], 0);
 }
 
+fn field<'a>(event: &'a Event, name: &str) -> &'a str {
+    event.fields.get(name).map_or("", String::as_str)
+}
+
+/// Follows the events stream until `count` events have matched `wanted` (two minutes at most).
+async fn until_events(events: &mut EventFollower, count: usize, wanted: impl Fn(&Event) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut seen = 0;
+    while seen < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {seen} of {count} awaited events in two minutes"
+        );
+        let batch = events
+            .next_batch(Duration::from_secs(1))
+            .await
+            .expect("events");
+        seen += batch.iter().filter(|e| wanted(e)).count();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_faults_timeouts_and_throttle_storms() {
     let redis = RedisServer::start();
@@ -165,11 +186,18 @@ async fn provider_faults_timeouts_and_throttle_storms() {
             .env("ONBOARD_QUEUE__CONCURRENCY__REGISTER_USER", 20),
     );
     let p = producer(&redis).await;
+    let mut events = EventFollower::from_now(p.store()).await.expect("events");
     let (customers, others) = enqueue_mixed(&p, 300, 300, 150).await;
-    // A throttle storm in the middle of the run.
-    wait_all(&p, &customers[100..=100], Duration::from_secs(120)).await;
+    // A throttle storm in the middle of the run: it starts once 100 jobs have succeeded
+    // (so most of the run is still to come) and ends once it has throttled 20 attempts.
+    // Waiting on events rather than on particular jobs: a job that happens to retry late
+    // would otherwise open the storm after the run is over.
+    until_events(&mut events, 100, |e| field(e, "state") == "succeeded").await;
     sandbox.set_faults(faults(0.5));
-    wait_all(&p, &customers[200..=200], Duration::from_secs(120)).await;
+    until_events(&mut events, 20, |e| {
+        field(e, "state") == "retry_scheduled" && field(e, "error").contains("\"throttled\"")
+    })
+    .await;
     sandbox.set_faults(faults(0.0));
 
     let all: Vec<String> = customers.iter().chain(&others).cloned().collect();
