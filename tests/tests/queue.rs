@@ -146,6 +146,31 @@ async fn an_id_listed_twice_is_claimed_once() {
 }
 
 #[tokio::test]
+async fn the_events_stream_stays_near_its_cap() {
+    let redis = RedisServer::start();
+    let mut cfg = Config {
+        profile: Profile::Sandbox,
+        redis_url: redis.url(),
+        ..Config::default()
+    };
+    cfg.queue.events_maxlen = 200;
+    let s = JobStore::connect(&cfg).await.expect("connect");
+    let jobs: Vec<_> = (0..3_000)
+        .map(|i| (customer(&format!("c{i}")), EnqueueOptions::default()))
+        .collect();
+    s.enqueue_many(&jobs).await.unwrap();
+    let mut conn = redis.connection();
+    // Approximate trimming (`MAXLEN ~`) drops whole stream nodes of 100 entries, so the
+    // stream may run one node over its cap, never thousands.
+    let after_enqueue: usize = conn.xlen("onboard:events").unwrap();
+    assert!((200..=300).contains(&after_enqueue), "{after_enqueue}");
+    let got = s.fetch(JobKind::CreateCustomer, 1_000, "t").await.unwrap();
+    assert_eq!(got.jobs.len(), 1_000);
+    let after_fetch: usize = conn.xlen("onboard:events").unwrap();
+    assert!((200..=300).contains(&after_fetch), "{after_fetch}");
+}
+
+#[tokio::test]
 async fn payloads_are_encrypted_at_rest() {
     let redis = RedisServer::start();
     let s = store(&redis).await;

@@ -29,15 +29,15 @@ end
 -- Success is the common case, so it writes the record in one HSET and skips what the job
 -- does not have (a code, an idempotency key, dependents).
 if outcome == 'succeeded' then
-  local retention = tonumber(ARGV[10])
-  redis.call('HSET', key, 'token', '', 'updated_ms', now, 'state', 'succeeded',
-    'result', ARGV[9], 'finished_ms', now, 'uncertain', 0)
+  local retention = ARGV[10]
+  redis.call('HSET', key, 'token', '', 'updated_ms', now_text, 'state', 'succeeded',
+    'result', ARGV[9], 'finished_ms', now_text, 'uncertain', '0')
   if held[3] then redis.call('HDEL', key, 'code') end
   redis.call('EXPIRE', key, retention)
   if held[2] and held[2] ~= '' then
     redis.call('EXPIRE', prefix .. 'idem:' .. held[2], retention)
   end
-  redis.call('HINCRBY', prefix .. 'counts', 'succeeded', 1)
+  redis.call('HINCRBY', prefix .. 'counts', 'succeeded', '1')
   emit(id, 'succeeded')
   if not held[4] then return {'succeeded'} end
   local deps_key = prefix .. 'deps:' .. id
@@ -46,7 +46,7 @@ if outcome == 'succeeded' then
   return with('succeeded', deps)
 end
 
-redis.call('HSET', key, 'token', '', 'updated_ms', now)
+redis.call('HSET', key, 'token', '', 'updated_ms', now_text)
 if outcome == 'retry' then
   local f = redis.call('HMGET', key, 'attempts', 'max_attempts')
   redis.call('HSET', key, 'error', ARGV[10])

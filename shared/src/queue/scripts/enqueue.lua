@@ -15,7 +15,6 @@
 -- Scheduled jobs and jobs with a parent are written in full at once: they are not the bulk
 -- case, and other scripts look them up by their record.
 local n = tonumber(ARGV[6])
-local now_text = ARGV[4]
 
 local idem_pairs = {}
 local seen = {}
@@ -58,7 +57,7 @@ for i = 0, n - 1 do
       pending[#pending + 1] = id
       pending[#pending + 1] = pending_record(max_attempts, now_text, idem, payload)
       ready[#ready + 1] = id
-      emit(id, 'queued')
+      emit_untrimmed(id, 'queued')
     else
       local state
       if parent ~= '' then
@@ -71,7 +70,7 @@ for i = 0, n - 1 do
       redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
         'max_attempts', max_attempts, 'created_ms', now, 'updated_ms', now,
         'run_at_ms', math.max(run_at, now), 'parent', parent, 'idem', idem)
-      emit(id, state)
+      emit_untrimmed(id, state)
     end
     added = added + 1
     out[#out + 1] = id
@@ -87,5 +86,8 @@ if #ready > 0 then
   redis.call('RPUSH', prefix .. 'notify', unpack(tokens))
   redis.call('LTRIM', prefix .. 'notify', -64, -1)
 end
-if added > 0 then redis.call('HINCRBY', prefix .. 'counts', 'enqueued', added) end
+if added > 0 then
+  redis.call('HINCRBY', prefix .. 'counts', 'enqueued', added)
+  trim_events()
+end
 return out

@@ -6,10 +6,11 @@
 --   id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures}
 local batch = tonumber(ARGV[6])
 local lease_ms = tonumber(ARGV[7])
+local lease_until = string.format('%d', now + lease_ms)
 local token_prefix = ARGV[8]
 
 -- 1. Scheduled jobs that are due join the ready list.
-local due = redis.call('ZRANGEBYSCORE', prefix .. 'scheduled', '-inf', now, 'LIMIT', 0, 1000)
+local due = redis.call('ZRANGEBYSCORE', prefix .. 'scheduled', '-inf', now_text, 'LIMIT', '0', '1000')
 for _, id in ipairs(due) do
   redis.call('ZREM', prefix .. 'scheduled', id)
   local state = redis.call('HGET', job_key(id), 'state')
@@ -22,7 +23,7 @@ end
 
 -- 2. Expired leases: the holder died or hung. The attempt's outcome is unknown, so the
 -- job is flagged uncertain (creates reconcile first) and goes to the front of the line.
-local expired = redis.call('ZRANGEBYSCORE', prefix .. 'leased', '-inf', now, 'LIMIT', 0, 100)
+local expired = redis.call('ZRANGEBYSCORE', prefix .. 'leased', '-inf', now_text, 'LIMIT', '0', '100')
 for _, id in ipairs(expired) do
   redis.call('ZREM', prefix .. 'leased', id)
   redis.call('HINCRBY', prefix .. 'counts', 'leases_expired', 1)
@@ -50,9 +51,9 @@ local leases = {}
 -- Leases a claimed job and adds it to the reply; `f` holds the record's fields read for a
 -- job claimed from its record (uncertain, phase, code, code_failures), empty otherwise.
 local function claimed(id, payload, attempts, max_attempts, token, f)
-  leases[#leases + 1] = now + lease_ms
+  leases[#leases + 1] = lease_until
   leases[#leases + 1] = id
-  emit(id, 'running', 'attempt', attempts)
+  emit_untrimmed(id, 'running', 'attempt', attempts)
   n = n + 1
   out[#out + 1] = id
   out[#out + 1] = payload
@@ -77,10 +78,10 @@ if ids then
       seen[id] = true
       local p = parse_pending(entries[i])
       taken[#taken + 1] = id
-      redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', 1,
-        'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now, 'run_at_ms', p[3],
-        'parent', '', 'idem', p[4], 'token', token, 'started_ms', now)
-      claimed(id, p[1], 1, p[2], token, {})
+      redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', '1',
+        'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now_text, 'run_at_ms', p[3],
+        'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text)
+      claimed(id, p[1], '1', p[2], token, {})
     else
       local f = redis.call('HMGET', key, 'state', 'payload', 'attempts', 'max_attempts',
         'uncertain', 'phase', 'code', 'code_failures')
@@ -91,9 +92,9 @@ if ids then
         to_dead(id, cjson.encode({class = 'undecodable', code = 'NoJobRecord',
           message = 'the ready list named a job that has no record'}))
       elseif f[1] == 'queued' then
-        local attempts = tonumber(f[3] or '0') + 1
+        local attempts = string.format('%d', tonumber(f[3] or '0') + 1)
         redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
-          'started_ms', now, 'updated_ms', now)
+          'started_ms', now_text, 'updated_ms', now_text)
         claimed(id, f[2] or '', attempts, f[4] or '0', token, f)
       end
       -- Any other state: a stale ready entry for a job that has moved on; drop it.
@@ -102,6 +103,7 @@ if ids then
   if #taken > 0 then redis.call('HDEL', prefix .. 'pending', unpack(taken)) end
   if #leases > 0 then redis.call('ZADD', prefix .. 'leased', unpack(leases)) end
 end
+if n > 0 then trim_events() end
 
 -- When the worker should look again even if nobody wakes it.
 local next_wake = now + 1000
