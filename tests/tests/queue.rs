@@ -392,6 +392,71 @@ async fn garbage_is_quarantined_and_others_flow() {
 }
 
 #[tokio::test]
+async fn successes_recorded_in_one_batch_each_get_their_own_status() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let jobs: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|c| (customer(c), EnqueueOptions::default()))
+        .collect();
+    let parents = s.enqueue_many(&jobs).await.unwrap();
+    let child = s
+        .enqueue(
+            &bind("b"),
+            &EnqueueOptions {
+                depends_on: Some(parents[1].id.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got = s.fetch(JobKind::CreateCustomer, 3, "t").await.unwrap().jobs;
+    assert_eq!(got.len(), 3);
+    let result = serde_json::json!({"status": "OK"});
+    let batch: Vec<(&str, &str, &serde_json::Value)> = vec![
+        (&got[0].id, &got[0].token, &result),
+        (&got[1].id, &got[1].token, &result),
+        // A lease token that is not (or no longer) the job's: refused, the others recorded.
+        (&got[2].id, "t:lost", &result),
+    ];
+    let statuses = s
+        .ack_succeeded(JobKind::CreateCustomer, &batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses,
+        [AckStatus::Succeeded, AckStatus::Succeeded, AckStatus::Stale]
+    );
+    for (job, state) in
+        got.iter()
+            .zip([JobState::Succeeded, JobState::Succeeded, JobState::Running])
+    {
+        assert_eq!(
+            s.status(&job.id, false).await.unwrap().state,
+            state,
+            "{}",
+            job.id
+        );
+    }
+    assert_eq!(
+        s.status(&child.id, false).await.unwrap().state,
+        JobState::Queued,
+        "the dependent of a job in the batch is released"
+    );
+    let stats = s.stats().await.unwrap();
+    let customers = stats
+        .iter()
+        .find(|q| q.kind == JobKind::CreateCustomer)
+        .unwrap();
+    assert_eq!(customers.states.get("succeeded_total"), Some(&2));
+    assert_eq!(
+        customers.states.get("running"),
+        Some(&1),
+        "the refused job keeps its lease"
+    );
+}
+
+#[tokio::test]
 async fn dependents_wait_then_run_or_die_with_their_parent() {
     let redis = RedisServer::start();
     let s = store(&redis).await;

@@ -3,12 +3,15 @@
 //! It sits between apalis and the handler (`BackendConfig::Layer`), so it sees the
 //! handler's real result, including a panic turned into an error by `catch_panic`. While
 //! the handler runs, the lease is renewed every third of its length; when the handler
-//! ends, ONE script records the outcome (checked against the lease token). If the shutdown
-//! deadline passes first, the job is handed straight back to the queue.
+//! ends, ONE script records the outcome (checked against the lease token; successes that
+//! end together share one call, see [`super::ack_batcher`]). If the shutdown deadline
+//! passes first, the job is handed straight back to the queue.
 
+use super::ack_batcher::AckBatcher;
 use super::outcome::{JobOutcome, OutcomePolicy};
 use super::record::{Ack, AckStatus, ClaimedJob};
 use super::store::JobStore;
+use crate::jobs::JobKind;
 use apalis_core::error::BoxDynError;
 use apalis_core::task::Task;
 use futures::future::BoxFuture;
@@ -74,6 +77,7 @@ pub struct AckLayer {
 
 struct AckContext {
     store: JobStore,
+    successes: AckBatcher,
     slots: Arc<Slots>,
     policy: OutcomePolicy,
     hard_stop: watch::Receiver<bool>,
@@ -83,12 +87,14 @@ impl AckLayer {
     /// A layer recording outcomes in `store`.
     pub fn new(
         store: JobStore,
+        kind: JobKind,
         slots: Arc<Slots>,
         policy: OutcomePolicy,
         hard_stop: watch::Receiver<bool>,
     ) -> Self {
         AckLayer {
             inner: Arc::new(AckContext {
+                successes: AckBatcher::new(store.clone(), kind),
                 store,
                 slots,
                 policy,
@@ -205,7 +211,19 @@ impl AckContext {
         let mut delay = Duration::from_millis(50);
         let give_up = Instant::now() + Duration::from_millis(self.store.config().queue.lease_ms);
         loop {
-            match self.store.ack(job.kind(), &job.id, &job.token, ack).await {
+            let recorded = match ack {
+                Ack::Succeeded(result) => {
+                    self.successes
+                        .succeeded(&job.id, &job.token, result.clone())
+                        .await
+                }
+                other => self
+                    .store
+                    .ack(job.kind(), &job.id, &job.token, other)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            match recorded {
                 Ok(status) => {
                     let kind = job.kind().as_str();
                     let finished = match status {

@@ -171,6 +171,7 @@ impl BackendConfig for RedisBackend {
     fn middleware(&mut self, _worker: &mut WorkerContext) -> AckLayer {
         AckLayer::new(
             self.store.clone(),
+            self.kind,
             self.slots.clone(),
             OutcomePolicy::new(&self.store.config().queue),
             self.settings.hard_stop.clone(),

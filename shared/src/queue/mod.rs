@@ -6,9 +6,11 @@
 //! * `pending`: jobs enqueued in bulk whose record fetch has not built yet;
 //! * [`store`]: [`JobStore`], the operations (enqueue, fetch, ack, renew, codes, dead letters);
 //! * [`outcome`]: handler results and how their error class becomes an ack;
-//! * [`backend`] and [`ack_layer`]: the apalis backend and its lease/ack layer;
+//! * [`backend`] and [`ack_layer`]: the apalis backend and its lease/ack layer, which
+//!   records successes in batches ([`ack_batcher`]);
 //! * `scripts`: the Lua scripts, each in its own `.lua` file.
 
+pub mod ack_batcher;
 pub mod ack_layer;
 pub mod backend;
 pub mod cipher;

@@ -23,6 +23,7 @@ macro_rules! queue_script {
 queue_script!(ENQUEUE, "enqueue.lua");
 queue_script!(FETCH, "fetch.lua");
 queue_script!(ACK, "ack.lua");
+queue_script!(ACK_SUCCEEDED, "ack_succeeded.lua");
 queue_script!(RENEW, "renew.lua");
 queue_script!(SUPPLY_CODE, "supply_code.lua");
 queue_script!(RESEND_CODE, "resend_code.lua");
@@ -34,11 +35,12 @@ queue_script!(DEAD_PURGE, "dead_purge.lua");
 queue_script!(QUARANTINE, "quarantine.lua");
 
 /// Every script, for loading them all at once (before pipelined EVALSHA calls).
-pub fn all() -> [&'static Script; 12] {
+pub fn all() -> [&'static Script; 13] {
     [
         &ENQUEUE,
         &FETCH,
         &ACK,
+        &ACK_SUCCEEDED,
         &RENEW,
         &SUPPLY_CODE,
         &RESEND_CODE,

@@ -557,11 +557,11 @@ impl JobStore {
         inv.arg(id).arg(token);
         match ack {
             Ack::Succeeded(result) => {
-                let plain = serde_json::to_vec(result)
-                    .map_err(|e| QueueError::Protocol(format!("encode result: {e}")))?;
-                inv.arg("succeeded")
-                    .arg(self.cipher.seal(&plain))
-                    .arg(self.cfg.queue.retention_secs.max(1));
+                let statuses = self.ack_succeeded(kind, &[(id, token, result)]).await?;
+                return statuses
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| QueueError::Protocol("empty ack reply".into()));
             }
             Ack::Retry {
                 delay_ms,
@@ -601,10 +601,6 @@ impl JobStore {
         }
         let reply = self.run(inv).await?;
         let status = match first_str(&reply)?.as_str() {
-            "succeeded" => {
-                self.resolve_children(id, &reply[1..], true).await?;
-                AckStatus::Succeeded
-            }
             "dead" => {
                 self.resolve_children(id, &reply[1..], false).await?;
                 AckStatus::Dead
@@ -617,6 +613,51 @@ impl JobStore {
             other => return Err(QueueError::Protocol(format!("ack answered {other}"))),
         };
         Ok(status)
+    }
+
+    /// Records the successes of jobs `(id, lease token, result)` of one queue with one
+    /// script call, and lets their dependents run. Returns each job's status, in order:
+    /// `Succeeded`, or `Stale` when its lease had been lost.
+    pub async fn ack_succeeded(
+        &self,
+        kind: JobKind,
+        jobs: &[(&str, &str, &serde_json::Value)],
+    ) -> Result<Vec<AckStatus>, QueueError> {
+        let keys = QueueKeys::new(kind);
+        let c = self.call(&keys);
+        let mut inv = self.invocation(&scripts::ACK_SUCCEEDED, &c);
+        inv.arg(self.cfg.queue.retention_secs.max(1))
+            .arg(jobs.len());
+        for (id, token, result) in jobs {
+            let plain = serde_json::to_vec(result)
+                .map_err(|e| QueueError::Protocol(format!("encode result: {e}")))?;
+            inv.arg(*id).arg(*token).arg(self.cipher.seal(&plain));
+        }
+        let reply = self.run(inv).await?;
+        let short = || QueueError::Protocol("ack_succeeded reply too short".into());
+        let mut statuses = Vec::with_capacity(jobs.len());
+        let mut rest = reply.as_slice();
+        for (id, _, _) in jobs {
+            let [status, count, tail @ ..] = rest else {
+                return Err(short());
+            };
+            let count = value_u64(count)? as usize;
+            let (children, tail) = tail.split_at_checked(count).ok_or_else(short)?;
+            rest = tail;
+            statuses.push(match value_string(status)?.as_str() {
+                "succeeded" => {
+                    // The success is recorded whatever happens next: a child not resolved
+                    // here is found by the sweeper's check of waiting jobs.
+                    if let Err(e) = self.resolve_children(id, children, true).await {
+                        tracing::warn!(job_id = %id, error = %e, "dependents not resolved yet; the sweeper will");
+                    }
+                    AckStatus::Succeeded
+                }
+                "stale" => AckStatus::Stale,
+                other => return Err(QueueError::Protocol(format!("ack answered {other}"))),
+            });
+        }
+        Ok(statuses)
     }
 
     /// Extends a running job's lease. `false` means the lease was lost.

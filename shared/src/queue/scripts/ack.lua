@@ -1,49 +1,28 @@
--- Records the outcome of one attempt, checked against the lease token: a worker whose
--- lease expired (and whose job was handed to someone else) cannot overwrite the outcome.
+-- Records the outcome of one attempt that did not succeed (successes go through
+-- ack_succeeded.lua), checked against the lease token: a worker whose lease expired (and
+-- whose job was handed to someone else) cannot overwrite the outcome.
 -- ARGV[6] = id, ARGV[7] = token, ARGV[8] = outcome, then outcome arguments:
---   succeeded      result, retention_secs
 --   retry          delay_ms, error_json, uncertain (0/1)
 --   defer          delay_ms, error_json          (throttled: gives the attempt back)
 --   dead           error_json
 --   await_code     deadline_ms, masked_phone     (phase 1 done: gives the attempt back)
 --   code_rejected  deadline_ms, max_code_failures, error_json
 --   release        (shutdown: hand the job straight back, attempt given back, uncertain)
--- Returns {status, dependent ids...}; dependents are returned when the job ended
--- (succeeded or dead) so the caller can resolve them in their own queues.
+-- Returns {status, dependent ids...}; dependents are returned when the job died, so the
+-- caller can fail them in their own queues.
 local id = ARGV[6]
 local token = ARGV[7]
 local outcome = ARGV[8]
 local key = job_key(id)
 
--- token, idempotency key, a stored verify code, dependents (see add_dependent.lua)
-local held = redis.call('HMGET', key, 'token', 'idem', 'code', 'deps')
-if held[1] ~= token or token == '' then return {'stale'} end
+local current = redis.call('HGET', key, 'token')
+if current ~= token or token == '' then return {'stale'} end
 redis.call('ZREM', prefix .. 'leased', id)
 
 local function with(status, deps)
   local out = {status}
   for _, d in ipairs(deps or {}) do out[#out + 1] = d end
   return out
-end
-
--- Success is the common case, so it writes the record in one HSET and skips what the job
--- does not have (a code, an idempotency key, dependents).
-if outcome == 'succeeded' then
-  local retention = ARGV[10]
-  redis.call('HSET', key, 'token', '', 'updated_ms', now_text, 'state', 'succeeded',
-    'result', ARGV[9], 'finished_ms', now_text, 'uncertain', '0')
-  if held[3] then redis.call('HDEL', key, 'code') end
-  redis.call('EXPIRE', key, retention)
-  if held[2] and held[2] ~= '' then
-    redis.call('EXPIRE', prefix .. 'idem:' .. held[2], retention)
-  end
-  redis.call('HINCRBY', prefix .. 'counts', 'succeeded', '1')
-  emit(id, 'succeeded')
-  if not held[4] then return {'succeeded'} end
-  local deps_key = prefix .. 'deps:' .. id
-  local deps = redis.call('SMEMBERS', deps_key)
-  redis.call('DEL', deps_key)
-  return with('succeeded', deps)
 end
 
 redis.call('HSET', key, 'token', '', 'updated_ms', now_text)

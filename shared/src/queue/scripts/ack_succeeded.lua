@@ -1,0 +1,52 @@
+-- Records the success of one or more attempts of this queue, each checked against its
+-- lease token (a worker whose lease expired cannot overwrite the outcome).
+-- ARGV[6] = retention_secs, ARGV[7] = number of jobs, then 3 values per job:
+--   id, token, result (ciphertext)
+-- Returns, per job: status ('succeeded' or 'stale'), the number of dependents, then their
+-- ids, which the caller resolves in their own queues.
+--
+-- Success is the common case of a busy worker, so the worker gathers the successes that
+-- end while a call is in flight and records them together: one script call, one ZREM of
+-- the leases and one counter update per batch; per job one HMGET, one HSET, its expiry
+-- and its event. It skips what a job does not have (a code, an idempotency key,
+-- dependents; see add_dependent.lua for the `deps` flag).
+local retention = ARGV[6]
+local n = tonumber(ARGV[7])
+local out = {}
+local done = {}
+for i = 0, n - 1 do
+  local base = 8 + i * 3
+  local id = ARGV[base]
+  local key = job_key(id)
+  local held = redis.call('HMGET', key, 'token', 'idem', 'code', 'deps')
+  if held[1] ~= ARGV[base + 1] or ARGV[base + 1] == '' then
+    out[#out + 1] = 'stale'
+    out[#out + 1] = 0
+  else
+    done[#done + 1] = id
+    redis.call('HSET', key, 'token', '', 'updated_ms', now_text, 'state', 'succeeded',
+      'result', ARGV[base + 2], 'finished_ms', now_text, 'uncertain', '0')
+    if held[3] then redis.call('HDEL', key, 'code') end
+    redis.call('EXPIRE', key, retention)
+    if held[2] and held[2] ~= '' then
+      redis.call('EXPIRE', prefix .. 'idem:' .. held[2], retention)
+    end
+    emit_untrimmed(id, 'succeeded')
+    out[#out + 1] = 'succeeded'
+    if held[4] then
+      local deps_key = prefix .. 'deps:' .. id
+      local deps = redis.call('SMEMBERS', deps_key)
+      redis.call('DEL', deps_key)
+      out[#out + 1] = #deps
+      for _, d in ipairs(deps) do out[#out + 1] = d end
+    else
+      out[#out + 1] = 0
+    end
+  end
+end
+if #done > 0 then
+  redis.call('ZREM', prefix .. 'leased', unpack(done))
+  redis.call('HINCRBY', prefix .. 'counts', 'succeeded', tostring(#done))
+  trim_events()
+end
+return out
