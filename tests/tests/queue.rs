@@ -9,6 +9,11 @@ use onboard_tests::RedisServer;
 use redis::Commands;
 
 async fn store(redis: &RedisServer) -> JobStore {
+    store_with(redis, |_| {}).await
+}
+
+/// The tests' store, with `adjust` applied to its configuration.
+async fn store_with(redis: &RedisServer, adjust: impl FnOnce(&mut Config)) -> JobStore {
     let mut cfg = Config {
         profile: Profile::Sandbox,
         redis_url: redis.url(),
@@ -16,7 +21,15 @@ async fn store(redis: &RedisServer) -> JobStore {
     };
     cfg.queue.lease_ms = 2_000;
     cfg.queue.max_attempts.create_customer = 3;
+    adjust(&mut cfg);
     JobStore::connect(&cfg).await.expect("connect")
+}
+
+/// Enqueues create-customer `c1` with default options.
+async fn enqueue_c1(s: &JobStore) -> Enqueued {
+    s.enqueue(&customer("c1"), &Default::default())
+        .await
+        .unwrap()
 }
 
 fn customer(id: &str) -> Job {
@@ -132,10 +145,7 @@ async fn bulk_enqueue_keeps_idempotency_and_status_before_first_claim() {
 async fn an_id_listed_twice_is_claimed_once() {
     let redis = RedisServer::start();
     let s = store(&redis).await;
-    let e = s
-        .enqueue(&customer("c1"), &Default::default())
-        .await
-        .unwrap();
+    let e = enqueue_c1(&s).await;
     let mut conn = redis.connection();
     let _: () = conn
         .rpush("onboard:{create-customer}:ready", &e.id)
@@ -148,13 +158,7 @@ async fn an_id_listed_twice_is_claimed_once() {
 #[tokio::test]
 async fn the_events_stream_stays_near_its_cap() {
     let redis = RedisServer::start();
-    let mut cfg = Config {
-        profile: Profile::Sandbox,
-        redis_url: redis.url(),
-        ..Config::default()
-    };
-    cfg.queue.events_maxlen = 200;
-    let s = JobStore::connect(&cfg).await.expect("connect");
+    let s = store_with(&redis, |cfg| cfg.queue.events_maxlen = 200).await;
     let jobs: Vec<_> = (0..3_000)
         .map(|i| (customer(&format!("c{i}")), EnqueueOptions::default()))
         .collect();
@@ -207,10 +211,7 @@ fn assert_clear_text_absent(stored: &[u8]) {
 async fn retries_count_attempts_and_end_dead() {
     let redis = RedisServer::start();
     let s = store(&redis).await;
-    let e = s
-        .enqueue(&customer("c1"), &Default::default())
-        .await
-        .unwrap();
+    let e = enqueue_c1(&s).await;
     for attempt in 1..=3u32 {
         let got = s.fetch(JobKind::CreateCustomer, 1, "t").await.unwrap();
         assert_eq!(got.jobs.len(), 1, "attempt {attempt} is handed out");
@@ -252,10 +253,7 @@ async fn retries_count_attempts_and_end_dead() {
 async fn throttling_uses_no_attempt() {
     let redis = RedisServer::start();
     let s = store(&redis).await;
-    let e = s
-        .enqueue(&customer("c1"), &Default::default())
-        .await
-        .unwrap();
+    let e = enqueue_c1(&s).await;
     for _ in 0..5 {
         let got = s.fetch(JobKind::CreateCustomer, 1, "t").await.unwrap();
         let j = &got.jobs[0];
@@ -283,10 +281,7 @@ async fn throttling_uses_no_attempt() {
 async fn expired_lease_is_handed_out_again_and_stale_ack_is_refused() {
     let redis = RedisServer::start();
     let s = store(&redis).await; // lease 2 s
-    let e = s
-        .enqueue(&customer("c1"), &Default::default())
-        .await
-        .unwrap();
+    let e = enqueue_c1(&s).await;
     let first = s
         .fetch(JobKind::CreateCustomer, 1, "a")
         .await
@@ -371,10 +366,7 @@ async fn garbage_is_quarantined_and_others_flow() {
     let _: () = conn
         .rpush("onboard:{create-customer}:ready", "cust_BADPENDING")
         .unwrap();
-    let good = s
-        .enqueue(&customer("c1"), &Default::default())
-        .await
-        .unwrap();
+    let good = enqueue_c1(&s).await;
     let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
     assert_eq!(got.jobs.len(), 1);
     assert_eq!(got.jobs[0].id, good.id);
@@ -460,10 +452,7 @@ async fn successes_recorded_in_one_batch_each_get_their_own_status() {
 async fn dependents_wait_then_run_or_die_with_their_parent() {
     let redis = RedisServer::start();
     let s = store(&redis).await;
-    let parent = s
-        .enqueue(&customer("c1"), &Default::default())
-        .await
-        .unwrap();
+    let parent = enqueue_c1(&s).await;
     let child = s
         .enqueue(
             &bind("c1"),

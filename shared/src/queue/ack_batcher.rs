@@ -83,24 +83,20 @@ async fn write_batches(
             .iter()
             .map(|p| (p.id.as_str(), p.token.as_str(), &p.result))
             .collect();
+        // ack_succeeded answers for every job it was given, in order.
         let written: Result<Vec<AckStatus>, QueueError> = store.ack_succeeded(kind, &jobs).await;
         match written {
-            Ok(statuses) if statuses.len() == batch.len() => {
+            Ok(statuses) => {
                 for (pending, status) in batch.drain(..).zip(statuses) {
                     let _ = pending.reply.send(Ok(status));
                 }
             }
-            Ok(_) => answer_all(
-                &mut batch,
-                "ack_succeeded answered for the wrong number of jobs",
-            ),
-            Err(e) => answer_all(&mut batch, &e.to_string()),
+            Err(e) => {
+                let error = e.to_string();
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(error.clone()));
+                }
+            }
         }
-    }
-}
-
-fn answer_all(batch: &mut Vec<PendingSuccess>, error: &str) {
-    for pending in batch.drain(..) {
-        let _ = pending.reply.send(Err(error.to_string()));
     }
 }

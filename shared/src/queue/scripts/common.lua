@@ -14,20 +14,9 @@ local kind = ARGV[5]
 
 local function job_key(id) return prefix .. 'job:' .. id end
 
--- Appends a state change to the events stream and keeps the stream near its cap.
-local function emit(id, state, extra_field, extra_value)
-  if extra_field then
-    redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*',
-      'job_id', id, 'kind', kind, 'state', state, 'at_ms', now_text, extra_field, extra_value)
-  else
-    redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*',
-      'job_id', id, 'kind', kind, 'state', state, 'at_ms', now_text)
-  end
-end
-
--- emit without the trim, for scripts that write one event per job of a batch (enqueue,
--- fetch): they call trim_events once at the end. MAXLEN on every entry was a fifth of an
--- entry's cost.
+-- Appends a state change to the events stream. Scripts that write one event per job of a
+-- batch (enqueue, fetch, ack_succeeded) call this and trim_events once at the end: MAXLEN
+-- on every entry was a fifth of an entry's cost.
 local function emit_untrimmed(id, state, extra_field, extra_value)
   if extra_field then
     redis.call('XADD', events_key, '*', 'job_id', id, 'kind', kind, 'state', state,
@@ -38,8 +27,15 @@ local function emit_untrimmed(id, state, extra_field, extra_value)
   end
 end
 
+-- Keeps the events stream near its cap.
 local function trim_events()
   redis.call('XTRIM', events_key, 'MAXLEN', '~', events_maxlen)
+end
+
+-- A state change of a single job: the event, then the trim.
+local function emit(id, state, extra_field, extra_value)
+  emit_untrimmed(id, state, extra_field, extra_value)
+  trim_events()
 end
 
 local function make_ready(id, front)
