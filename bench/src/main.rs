@@ -37,7 +37,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    harness::set_no_build(cli.no_build);
+    onboard_harness::set_no_build(cli.no_build);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

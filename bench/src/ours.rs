@@ -6,8 +6,8 @@ use crate::probe::{until, Probe, Running};
 use apalis::prelude::*;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use onboard_shared::jobs::JobKind;
-use onboard_shared::queue::backend::{BackendSettings, RedisBackend};
-use onboard_shared::queue::{ClaimedJob, JobFailure, JobOutcome, JobStore};
+use onboard_shared::queue::{ClaimedJob, JobStore};
+use onboard_worker::runtime::{BackendSettings, JobFailure, JobOutcome, RedisBackend};
 use tokio::sync::watch;
 
 /// The no-op handler: reports its start and succeeds with `{}`.

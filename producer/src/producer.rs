@@ -4,9 +4,10 @@
 //! nothing. Results are followed through the `onboard:events` stream (a blocking read),
 //! never by polling.
 
+use crate::work::{Work, WorkEnqueued, WorkKeys};
 use onboard_shared::config::Config;
+use onboard_shared::events::EventFollower;
 use onboard_shared::jobs::{Job, JobKind};
-use onboard_shared::queue::keys::EVENTS_KEY;
 use onboard_shared::queue::{
     EnqueueOptions, Enqueued, JobState, JobStatus, JobStore, QueueError, QueueStats,
 };
@@ -100,6 +101,50 @@ impl Producer {
         Ok(self.store.enqueue_many(jobs).await?)
     }
 
+    /// Validates and enqueues units of work: a customer to onboard becomes its
+    /// `create-customer` job and a `bind-devices` job that waits for it (the child names the
+    /// id its parent really has: the FIRST job's id when the parent was enqueued before).
+    /// Returns one answer per job of each unit, parent first.
+    pub async fn enqueue_work(
+        &self,
+        work: Vec<Work>,
+        keys: WorkKeys,
+    ) -> Result<Vec<WorkEnqueued>, ProducerError> {
+        // Parents (and plain jobs) first, in one batch; then the children, in another.
+        let mut first: Vec<(Job, EnqueueOptions)> = Vec::with_capacity(work.len());
+        let mut children: Vec<(usize, Job)> = Vec::new();
+        for unit in work {
+            match unit {
+                Work::Job(job) => {
+                    let opts = keys.options(&job, None);
+                    first.push((job, opts));
+                }
+                Work::OnboardCustomer { customer, devices } => {
+                    let parent = Job::CreateCustomer(customer);
+                    let opts = keys.options(&parent, None);
+                    children.push((first.len(), Job::BindDevices(devices)));
+                    first.push((parent, opts));
+                }
+            }
+        }
+        let parents = self.enqueue_many(&first).await?;
+        let second: Vec<(Job, EnqueueOptions)> = children
+            .iter()
+            .map(|(parent_at, job)| {
+                let opts = keys.options(job, Some(parents[*parent_at].id.clone()));
+                (job.clone(), opts)
+            })
+            .collect();
+        let mut out: Vec<WorkEnqueued> = parents.into_iter().map(|e| vec![e]).collect();
+        if !second.is_empty() {
+            let enqueued = self.enqueue_many(&second).await?;
+            for ((parent_at, _), child) in children.iter().zip(enqueued) {
+                out[*parent_at].push(child);
+            }
+        }
+        Ok(out)
+    }
+
     /// One job's status; secret result fields only when `reveal_secrets`.
     pub async fn status(&self, id: &str, reveal_secrets: bool) -> Result<JobStatus, ProducerError> {
         Ok(self.store.status(id, reveal_secrets).await?)
@@ -108,10 +153,7 @@ impl Producer {
     /// Waits until the job reaches `succeeded`, `dead`, `expired` or `awaiting_code`,
     /// following the events stream.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<JobStatus, ProducerError> {
-        self.wait_until(id, timeout, |s| {
-            s.state.is_final() || s.state == JobState::AwaitingCode
-        })
-        .await
+        self.wait_until(id, timeout, |s| s.state.is_settled()).await
     }
 
     /// Waits until the job's status satisfies `done`, following the events stream.
@@ -215,92 +257,5 @@ impl Producer {
     /// Jobs per state for every queue.
     pub async fn stats(&self) -> Result<Vec<QueueStats>, ProducerError> {
         Ok(self.store.stats().await?)
-    }
-}
-
-/// One entry of the events stream.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Event {
-    /// Stream entry id.
-    pub id: String,
-    /// Every field of the entry (`job_id`, `kind`, `state`, `at_ms`, and extras).
-    pub fields: std::collections::BTreeMap<String, String>,
-}
-
-/// Reads the events stream with blocking reads on a connection of its own (no response
-/// timeout: a blocking read on the shared connection would time out and stall it).
-pub struct EventFollower {
-    conn: redis::aio::MultiplexedConnection,
-    last_id: String,
-}
-
-impl EventFollower {
-    /// Follows events written from now on.
-    pub async fn from_now(store: &JobStore) -> Result<EventFollower, ProducerError> {
-        Self::from_id(store, "$").await
-    }
-
-    /// Follows events after stream id `last_id` (`0` for the whole stream, `$` for now).
-    pub async fn from_id(store: &JobStore, last_id: &str) -> Result<EventFollower, ProducerError> {
-        let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-        let mut conn = store
-            .client()
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await
-            .map_err(QueueError::from)?;
-        let last_id = if last_id == "$" {
-            // Resolve "$" to a concrete id now, so nothing between calls is skipped.
-            let last: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-                .arg(EVENTS_KEY)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut conn)
-                .await
-                .map_err(QueueError::from)?;
-            last.ids
-                .first()
-                .map(|e| e.id.clone())
-                .unwrap_or_else(|| "0".into())
-        } else {
-            last_id.to_string()
-        };
-        Ok(EventFollower { conn, last_id })
-    }
-
-    /// The next events, waiting up to `block` for at least one.
-    pub async fn next_batch(&mut self, block: Duration) -> Result<Vec<Event>, ProducerError> {
-        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
-            .arg("BLOCK")
-            .arg(block.as_millis().max(1) as u64)
-            .arg("COUNT")
-            .arg(1000)
-            .arg("STREAMS")
-            .arg(EVENTS_KEY)
-            .arg(&self.last_id)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(QueueError::from)?;
-        let mut out = Vec::new();
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            for entry in key.ids {
-                self.last_id = entry.id.clone();
-                let fields = entry
-                    .map
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        redis::from_redis_value::<String>(v.clone())
-                            .ok()
-                            .map(|v| (k.clone(), v))
-                    })
-                    .collect();
-                out.push(Event {
-                    id: entry.id,
-                    fields,
-                });
-            }
-        }
-        Ok(out)
     }
 }

@@ -2,7 +2,8 @@
 //! answered" timeouts, drawn from a seeded RNG so a run can be repeated exactly.
 //!
 //! Faults are decided after the signature check and before the action, so a client only
-//! sees them on requests that would otherwise have been served.
+//! sees them on requests that would otherwise have been served. Every provider serves its
+//! actions through [`serve`], the one place faults are applied.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -117,6 +118,44 @@ impl Faults {
         };
         Decision { latency, outcome }
     }
+}
+
+/// A fault that answers in place of the action, which is then not performed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    /// The provider's transient error.
+    Error,
+    /// The provider's throttling answer.
+    Throttle,
+}
+
+/// Serves one request of `action` under the current faults: waits the latency, answers an
+/// injected error or throttle (from `injected`) without performing the action, or performs
+/// it (counting a success) and, for a timeout, holds the answer back.
+pub async fn serve<T, E>(
+    st: &crate::state::AppState,
+    action: &str,
+    perform: impl FnOnce() -> Result<T, E>,
+    injected: impl FnOnce(Injected) -> Result<T, E>,
+) -> Result<T, E> {
+    let decision = crate::lock::lock(&st.faults).decide(action);
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    match decision.outcome {
+        Outcome::Error => return injected(Injected::Error),
+        Outcome::Throttle => return injected(Injected::Throttle),
+        Outcome::Proceed | Outcome::Timeout(_) => {}
+    }
+    let result = perform();
+    if result.is_ok() {
+        crate::lock::lock(&st.stats).success(action);
+    }
+    if let Outcome::Timeout(hang) = decision.outcome {
+        // The action happened; the client must not learn so in time.
+        tokio::time::sleep(hang).await;
+    }
+    result
 }
 
 #[cfg(test)]

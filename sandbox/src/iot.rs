@@ -5,7 +5,7 @@
 //! either encoding the project may use (`flatten` with dotted indices, or compact `json`).
 
 use crate::envelope::{err, ok, ApiError};
-use crate::faults::Outcome;
+use crate::faults::{serve, Injected};
 use crate::lock::lock;
 use crate::state::{AppState, Binding, Customer};
 use crate::stats::{CreateKind, ACTIONS};
@@ -191,28 +191,20 @@ pub async fn handle(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
         )));
     }
 
-    let decision = lock(&st.faults).decide(&action);
-    if !decision.latency.is_zero() {
-        tokio::time::sleep(decision.latency).await;
-    }
-    match decision.outcome {
-        Outcome::Error => return answer(Err(ApiError::new("InternalError", "internal error"))),
-        Outcome::Throttle => {
-            return answer(Err(ApiError::new(
-                "RequestLimitExceeded",
-                "request limit exceeded",
-            )))
-        }
-        Outcome::Proceed | Outcome::Timeout(_) => {}
-    }
-    let result = perform(&st, &action, &params);
-    if result.is_ok() {
-        lock(&st.stats).success(&action);
-    }
-    if let Outcome::Timeout(hang) = decision.outcome {
-        // The action happened; the client must not learn so in time.
-        tokio::time::sleep(hang).await;
-    }
+    let result = serve(
+        &st,
+        &action,
+        || perform(&st, &action, &params),
+        |fault| {
+            Err(match fault {
+                Injected::Error => ApiError::new("InternalError", "internal error"),
+                Injected::Throttle => {
+                    ApiError::new("RequestLimitExceeded", "request limit exceeded")
+                }
+            })
+        },
+    )
+    .await;
     answer(result)
 }
 

@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
     {
         // Tests wait for exactly this line, so it goes to stdout and is flushed at once.
         let mut out = std::io::stdout().lock();
-        writeln!(out, "onboard-sandbox listening on http://{addr}")?;
+        writeln!(out, "{} http://{addr}", onboard_shared::ready::SANDBOX)?;
         out.flush()?;
     }
     axum::serve(listener, router(state))

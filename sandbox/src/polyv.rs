@@ -5,7 +5,7 @@
 //! `UPPERCASE(hex(MD5(appSecret + k1v1k2v2... + appSecret)))` over the sorted non-empty
 //! parameters other than `sign`.
 
-use crate::faults::Outcome;
+use crate::faults::{self, Injected};
 use crate::iot::constant_eq;
 use crate::lock::lock;
 use crate::state::{now_millis, AppState, PolyvUser, ALNUM, DIGITS, HEX};
@@ -135,32 +135,27 @@ async fn serve(st: &AppState, action: &str, params: BTreeMap<String, String>) ->
         log(code);
         return error(code, message);
     }
-    let decision = lock(&st.faults).decide(action);
-    if !decision.latency.is_zero() {
-        tokio::time::sleep(decision.latency).await;
-    }
-    match decision.outcome {
-        Outcome::Error => {
-            log(500);
-            return error(500, "server error");
-        }
-        Outcome::Throttle => {
-            log(429);
-            return throttled();
-        }
-        Outcome::Proceed | Outcome::Timeout(_) => {}
-    }
-    let result: Outcome2 = if action == "add-custom-user" {
-        add_user(st, &params)
-    } else {
-        find_user(st, &params)
-    };
-    if result.is_ok() {
-        lock(&st.stats).success(action);
-    }
-    if let Outcome::Timeout(hang) = decision.outcome {
-        // The action happened; the client must not learn so in time.
-        tokio::time::sleep(hang).await;
+    let result: Outcome2 = faults::serve(
+        st,
+        action,
+        || {
+            if action == "add-custom-user" {
+                add_user(st, &params)
+            } else {
+                find_user(st, &params)
+            }
+        },
+        |fault| {
+            Err(match fault {
+                Injected::Error => (500, "server error"),
+                Injected::Throttle => (429, "too many requests."),
+            })
+        },
+    )
+    .await;
+    if let Err((429, _)) = result {
+        log(429);
+        return throttled();
     }
     match result {
         Ok(data) => {

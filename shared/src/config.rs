@@ -267,10 +267,8 @@ impl Default for QueueConfig {
 pub struct Config {
     /// Production or sandbox.
     pub profile: Profile,
-    /// Redis URL (`redis://...`, or `redis+cluster://` style with `cluster = true`).
+    /// Redis URL (`redis://...`).
     pub redis_url: String,
-    /// Treat `redis_url` as a Redis Cluster seed.
-    pub redis_cluster: bool,
     /// Base64 of a 32-byte key for encrypting payloads and results at rest.
     pub encryption_key: Option<Secret>,
     /// Where the worker serves `/metrics`, `/healthz` and `/readyz`.
@@ -297,7 +295,6 @@ impl Default for Config {
         Config {
             profile: Profile::Production,
             redis_url: "redis://127.0.0.1:6379/".into(),
-            redis_cluster: false,
             encryption_key: None,
             metrics_listen: "127.0.0.1:9464".into(),
             http_timeout_ms: 10_000,

@@ -5,6 +5,7 @@
 //! a password. Validation checks every rule PROVIDERS.md states and names the field and the
 //! rule that failed.
 
+use crate::providers::Provider;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -39,6 +40,15 @@ impl JobKind {
             JobKind::BindDevices => "bind-devices",
             JobKind::CreateAccount => "create-account",
             JobKind::RegisterUser => "register-user",
+        }
+    }
+
+    /// The provider whose API this kind calls (and whose limits and cool-downs it obeys).
+    pub fn provider(self) -> Provider {
+        match self {
+            JobKind::CreateCustomer | JobKind::BindDevices => Provider::Iot,
+            JobKind::CreateAccount => Provider::TencentCloud,
+            JobKind::RegisterUser => Provider::Polyv,
         }
     }
 }

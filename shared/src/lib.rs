@@ -7,14 +7,17 @@
 //! * [`providers`]: one module per provider API (signer, client, error mapping);
 //! * [`config`]: TOML + `ONBOARD_*` configuration.
 
+pub mod clock;
 pub mod config;
+pub mod events;
 pub mod jobs;
 pub mod provider_error;
 pub mod providers;
 pub mod queue;
 pub mod ratelimit;
+pub mod ready;
 pub mod secret;
 pub mod validation;
 
-pub use provider_error::{ErrorClass, ProviderError};
+pub use provider_error::{ErrorClass, ProviderError, ThrottledBy};
 pub use secret::Secret;

@@ -1,8 +1,11 @@
-//! The one classification of everything a provider call can end in.
+//! The one classification of everything a provider call can end in, and the error classes
+//! recorded on failed jobs.
 //!
 //! Every provider module maps its own codes onto [`ProviderError`] once, in its `errors`
-//! mapping; the queue decides what to do from the variant alone (retry with backoff,
+//! mapping; the worker decides what to do from the variant alone (retry with backoff,
 //! reschedule without using an attempt, ask for the code again, dead-letter, reconcile).
+//! [`ErrorClass`] is what a job's error record stores: the provider classes, plus the
+//! queue's own (undecodable, dependency failed, lease expired).
 
 use std::time::Duration;
 
@@ -14,10 +17,14 @@ pub enum ProviderError {
     #[error("transient provider error {code}: {message}")]
     Transient { code: String, message: String },
 
-    /// The provider (or our own limiter) says slow down. Wait `retry_after`; this does NOT
-    /// use up an attempt.
-    #[error("throttled by provider ({code}); retry after {retry_after:?}")]
-    Throttled { code: String, retry_after: Duration },
+    /// Someone says slow down (see [`ThrottledBy`]). Wait `retry_after`; this does NOT use
+    /// up an attempt.
+    #[error("throttled by {by} ({code}); retry after {retry_after:?}")]
+    Throttled {
+        code: String,
+        retry_after: Duration,
+        by: ThrottledBy,
+    },
 
     /// The verify code was wrong or expired (`FailedOperation.VerificationCodeIllegal`):
     /// ask the user for the code again.
@@ -34,7 +41,33 @@ pub enum ProviderError {
     OutcomeUnknown { message: String },
 }
 
-/// The class of a [`ProviderError`], as a stable lowercase label for metrics and records.
+/// Whose limit a [`ProviderError::Throttled`] hit. Only the provider's own throttling pauses
+/// the provider for every worker; the others defer this one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottledBy {
+    /// Our global rate limiter: the provider's limit is spent for now.
+    OurLimit,
+    /// Our rate limiter could not be asked (Redis unreachable): we may not send.
+    LimiterUnavailable,
+    /// The provider answered with its throttling code.
+    Provider,
+    /// A provider rule for one phone number (one code per 60 seconds), not the provider.
+    PerPhoneRule,
+}
+
+impl std::fmt::Display for ThrottledBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ThrottledBy::OurLimit => "our rate limit",
+            ThrottledBy::LimiterUnavailable => "an unavailable rate limiter",
+            ThrottledBy::Provider => "the provider",
+            ThrottledBy::PerPhoneRule => "a per-phone rule",
+        })
+    }
+}
+
+/// The class of a failure, as a stable lowercase label for metrics and job records. The
+/// first five are the classes of a [`ProviderError`]; the rest are the queue's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
@@ -48,6 +81,16 @@ pub enum ErrorClass {
     Permanent,
     /// See [`ProviderError::OutcomeUnknown`].
     OutcomeUnknown,
+    /// The job's stored record or payload could not be read (quarantined).
+    Undecodable,
+    /// The job's parent failed (`depends_on`).
+    #[serde(rename = "dependency")]
+    DependencyFailed,
+    /// The job's lease ran out on its last allowed attempt.
+    LeaseExpired,
+    /// A class this version does not know (a record written by another version).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorClass {
@@ -59,7 +102,17 @@ impl ErrorClass {
             ErrorClass::CodeRejected => "code_rejected",
             ErrorClass::Permanent => "permanent",
             ErrorClass::OutcomeUnknown => "outcome_unknown",
+            ErrorClass::Undecodable => "undecodable",
+            ErrorClass::DependencyFailed => "dependency",
+            ErrorClass::LeaseExpired => "lease_expired",
+            ErrorClass::Unknown => "unknown",
         }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -102,6 +155,15 @@ impl ProviderError {
         ProviderError::Transient {
             code: code.into(),
             message: message.into(),
+        }
+    }
+
+    /// Shorthand for throttling.
+    pub fn throttled(by: ThrottledBy, code: impl Into<String>, retry_after: Duration) -> Self {
+        ProviderError::Throttled {
+            code: code.into(),
+            retry_after,
+            by,
         }
     }
 

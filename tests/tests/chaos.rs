@@ -4,6 +4,7 @@
 
 use onboard_producer::{Event, EventFollower, Producer};
 use onboard_shared::queue::*;
+use onboard_shared::ErrorClass;
 use onboard_tests::fixtures::*;
 use onboard_tests::scrape::{scrape, sum};
 use onboard_tests::{wait_all, RedisServer, Sandbox, Worker};
@@ -145,10 +146,6 @@ async fn redis_restarted_twice_loses_no_acknowledged_job() {
     assert_eq!(sandbox.stats()["duplicates"], 0);
 }
 
-fn field<'a>(event: &'a Event, name: &str) -> &'a str {
-    event.fields.get(name).map_or("", String::as_str)
-}
-
 /// Follows the events stream until `count` events have matched `wanted` (two minutes at most).
 async fn until_events(events: &mut EventFollower, count: usize, wanted: impl Fn(&Event) -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -192,10 +189,16 @@ async fn provider_faults_timeouts_and_throttle_storms() {
     // (so most of the run is still to come) and ends once it has throttled 20 attempts.
     // Waiting on events rather than on particular jobs: a job that happens to retry late
     // would otherwise open the storm after the run is over.
-    until_events(&mut events, 100, |e| field(e, "state") == "succeeded").await;
+    until_events(&mut events, 100, |e| {
+        e.state.job_state() == Some(JobState::Succeeded)
+    })
+    .await;
     sandbox.set_faults(faults(0.5));
     until_events(&mut events, 20, |e| {
-        field(e, "state") == "retry_scheduled" && field(e, "error").contains("\"throttled\"")
+        e.state.job_state() == Some(JobState::RetryScheduled)
+            && e.error
+                .as_ref()
+                .is_some_and(|r| r.class == ErrorClass::Throttled)
     })
     .await;
     sandbox.set_faults(faults(0.0));

@@ -2,8 +2,9 @@
 //! logs carry no secrets, the events stream has the documented shape, and the deployment
 //! files (Prometheus config, alert rules, Grafana dashboard) are valid and name real metrics.
 
+use onboard_shared::events::STREAM_KEY as EVENTS_KEY;
 use onboard_shared::jobs::*;
-use onboard_shared::queue::keys::{kind_of_id, EVENTS_KEY};
+use onboard_shared::queue::ids::kind_of_id;
 use onboard_shared::queue::*;
 use onboard_shared::secret::Secret;
 use onboard_tests::fixtures::*;

@@ -31,7 +31,7 @@ async fn total_jobs(redis: &RedisServer) -> u64 {
         .await
         .unwrap()
         .iter()
-        .map(|q| q.states.get("enqueued_total").copied().unwrap_or(0))
+        .map(|q| q.enqueued_total)
         .sum()
 }
 

@@ -1,10 +1,12 @@
 //! The queue store against a real redis-server: enqueue, idempotency, fetch/lease, acks,
 //! retries and their limits, deferrals, quarantine, dependencies, codes, dead letters.
 
+use onboard_shared::clock::now_ms;
 use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::*;
 use onboard_shared::queue::*;
 use onboard_shared::secret::Secret;
+use onboard_shared::ErrorClass;
 use onboard_tests::RedisServer;
 use redis::Commands;
 
@@ -52,11 +54,7 @@ fn bind(id: &str) -> Job {
 }
 
 fn err(code: &str) -> ErrorRecord {
-    ErrorRecord {
-        class: "transient".into(),
-        code: code.into(),
-        message: "boom".into(),
-    }
+    ErrorRecord::new(ErrorClass::Transient, code, "boom")
 }
 
 #[tokio::test]
@@ -127,8 +125,8 @@ async fn bulk_enqueue_keeps_idempotency_and_status_before_first_claim() {
     assert_eq!((before.attempts, before.max_attempts), (0, 3));
     assert!(before.created_ms > 0);
     let stats = s.queue_stats(JobKind::CreateCustomer).await.unwrap();
-    assert_eq!(stats.states["queued"], 3);
-    assert_eq!(stats.states["enqueued_total"], 3);
+    assert_eq!(stats.queued, 3);
+    assert_eq!(stats.enqueued_total, 3);
 
     // Claimed in FIFO order with their own record.
     let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
@@ -373,10 +371,13 @@ async fn garbage_is_quarantined_and_others_flow() {
     assert_eq!(got.quarantined, 2);
     let bad_pending = s.status("cust_BADPENDING", false).await.unwrap();
     assert_eq!(bad_pending.state, JobState::Dead);
-    assert_eq!(bad_pending.last_error.unwrap().class, "undecodable");
+    assert_eq!(
+        bad_pending.last_error.unwrap().class,
+        ErrorClass::Undecodable
+    );
     let garbage = s.status("cust_GARBAGE", false).await.unwrap();
     assert_eq!(garbage.state, JobState::Dead);
-    assert_eq!(garbage.last_error.unwrap().class, "undecodable");
+    assert_eq!(garbage.last_error.unwrap().class, ErrorClass::Undecodable);
     assert_eq!(
         s.status("cust_NORECORD", false).await.unwrap().state,
         JobState::Dead
@@ -440,10 +441,10 @@ async fn successes_recorded_in_one_batch_each_get_their_own_status() {
         .iter()
         .find(|q| q.kind == JobKind::CreateCustomer)
         .unwrap();
-    assert_eq!(customers.states.get("succeeded_total"), Some(&2));
+    assert_eq!(Some(customers.succeeded_total), Some(2));
     assert_eq!(
-        customers.states.get("running"),
-        Some(&1),
+        Some(customers.running),
+        Some(1),
         "the refused job keeps its lease"
     );
 }

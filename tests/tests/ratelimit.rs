@@ -2,7 +2,7 @@
 //! is told to come back.
 
 use onboard_shared::config::RateLimits;
-use onboard_shared::providers::RequestGate;
+use onboard_shared::providers::{polyv, tencentcloud, Provider};
 use onboard_shared::ratelimit::RedisGate;
 use onboard_shared::ProviderError;
 use onboard_tests::RedisServer;
@@ -31,8 +31,7 @@ async fn turned_away_jobs_return_before_their_turn_but_wait_out_a_cool_down() {
     // CreateAccount is 5/s (a slot every 208 ms) and up to 1 s of wait is slept inline, so
     // of eight requests at once about five are admitted and the rest turned away.
     let results =
-        futures::future::join_all((0..8).map(|_| gate.admit("tencentcloud", "CreateAccount")))
-            .await;
+        futures::future::join_all((0..8).map(|_| gate.admit(tencentcloud::CREATE_ACCOUNT))).await;
     let turned_away: Vec<Duration> = results.into_iter().filter_map(retry_after).collect();
     assert!(
         (2..=4).contains(&turned_away.len()),
@@ -48,10 +47,10 @@ async fn turned_away_jobs_return_before_their_turn_but_wait_out_a_cool_down() {
     }
 
     // A provider's "slow down" is waited out in full.
-    gate.cool_down("polyv", Duration::from_secs(3))
+    gate.cool_down(Provider::Polyv, Duration::from_secs(3))
         .await
         .expect("cool down");
-    let wait = retry_after(gate.admit("polyv", "add-custom-user").await)
+    let wait = retry_after(gate.admit(polyv::ADD_CUSTOM_USER).await)
         .expect("a cooling-down provider admits nobody");
     assert!(wait > Duration::from_millis(2_500), "retry after {wait:?}");
 }

@@ -325,7 +325,7 @@ async fn suspended_jobs_hold_no_worker() {
         .iter()
         .find(|q| q.kind == JobKind::CreateAccount)
         .unwrap();
-    assert_eq!(acct.states.get("awaiting_code").copied(), Some(99));
+    assert_eq!(Some(acct.awaiting_code), Some(99));
 }
 
 #[tokio::test(flavor = "multi_thread")]

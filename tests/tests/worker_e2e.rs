@@ -2,6 +2,7 @@
 
 use onboard_shared::jobs::*;
 use onboard_shared::queue::*;
+use onboard_shared::ErrorClass;
 use onboard_tests::fixtures::*;
 use onboard_tests::{wait_all, RedisServer, Sandbox, Worker, WorkerOptions};
 use redis::Commands;
@@ -102,7 +103,7 @@ async fn permanent_errors_end_dead_with_the_provider_code() {
     assert_eq!(done[0].state, JobState::Dead);
     assert_eq!(done[0].attempts, 1, "a permanent error is not retried");
     let err = done[0].last_error.clone().unwrap();
-    assert_eq!(err.class, "permanent");
+    assert_eq!(err.class, ErrorClass::Permanent);
     assert!(err.message.contains("email"), "{err:?}");
     let dead = p.dead_letters(JobKind::RegisterUser, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
@@ -186,7 +187,7 @@ async fn garbage_is_quarantined_while_jobs_flow() {
     assert!(done.iter().all(|s| s.state == JobState::Succeeded));
     let garbage = p.status("cust_01GARBAGE", false).await.unwrap();
     assert_eq!(garbage.state, JobState::Dead);
-    assert_eq!(garbage.last_error.unwrap().class, "undecodable");
+    assert_eq!(garbage.last_error.unwrap().class, ErrorClass::Undecodable);
 }
 
 #[tokio::test(flavor = "multi_thread")]

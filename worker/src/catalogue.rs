@@ -4,6 +4,7 @@
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use onboard_shared::jobs::JobKind;
+use onboard_shared::providers::{Provider, ALL_ACTIONS};
 
 /// Outcomes counted by `onboard_jobs_finished_total`.
 const OUTCOMES: [&str; 3] = ["succeeded", "dead", "expired"];
@@ -16,18 +17,6 @@ const RESULTS: [&str; 6] = [
     "code_rejected",
     "outcome_unknown",
 ];
-/// Every provider action, as `(provider, action)`.
-const ACTIONS: [(&str, &str); 8] = [
-    ("iot", "ServiceCreateCustomer"),
-    ("iot", "ServiceGetCustomerList"),
-    ("iot", "ServiceBindDevice"),
-    ("tencentcloud", "CreateAccount"),
-    ("tencentcloud", "SendVerifyCode"),
-    ("tencentcloud", "GetCountryCodes"),
-    ("polyv", "add-custom-user"),
-    ("polyv", "get-custom-user"),
-];
-
 /// Describes every metric and registers its zero-valued series.
 pub fn register() {
     describe_counter!(
@@ -95,12 +84,13 @@ pub fn register() {
                 .increment(0);
         }
     }
-    for (provider, action) in ACTIONS {
-        metrics::counter!("onboard_provider_requests_total", "provider" => provider, "action" => action, "code" => "OK")
+    for action in ALL_ACTIONS {
+        metrics::counter!("onboard_provider_requests_total", "provider" => action.provider.as_str(), "action" => action.name, "code" => "OK")
             .increment(0);
     }
-    for provider in ["iot", "tencentcloud", "polyv"] {
-        metrics::counter!("onboard_provider_cooldowns_total", "provider" => provider).increment(0);
+    for provider in Provider::ALL {
+        metrics::counter!("onboard_provider_cooldowns_total", "provider" => provider.as_str())
+            .increment(0);
     }
     metrics::counter!("onboard_worker_leases_renewed_total").increment(0);
     metrics::gauge!("onboard_awaiting_code_jobs").set(0.0);

@@ -3,12 +3,12 @@
 //! dead process) and handlers spread over the runtime's threads.
 
 use crate::handlers::Runner;
+use crate::runtime::{BackendSettings, JobFailure, JobOutcome, RedisBackend};
 use apalis::prelude::*;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use onboard_shared::config::Config;
 use onboard_shared::jobs::JobKind;
-use onboard_shared::queue::backend::{BackendSettings, RedisBackend};
-use onboard_shared::queue::{ClaimedJob, JobFailure, JobOutcome, JobStore};
+use onboard_shared::queue::{ClaimedJob, JobStore};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;

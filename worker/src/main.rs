@@ -4,19 +4,13 @@
 //! SIGTERM or Ctrl-C stops fetching, lets running jobs finish for `queue.shutdown_grace_ms`,
 //! then hands whatever still runs straight back to the queue.
 
-mod catalogue;
-mod handlers;
-mod http;
-mod launcher;
-mod sweeper;
-mod telemetry;
-
 use anyhow::Context;
 use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use onboard_shared::config::Config;
 use onboard_shared::queue::{JobStore, QueueError};
 use onboard_shared::ratelimit::RedisGate;
+use onboard_worker::{catalogue, handlers, http, launcher, sweeper, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,7 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let monitor = launcher::monitor(&cfg, store, runner, hard_stop_rx);
     // Tests and scripts wait for this line.
-    println!("onboard-worker ready: metrics on http://{addr}/metrics");
+    println!("{} http://{addr}/metrics", onboard_shared::ready::WORKER);
     tracing::info!(%addr, "worker started");
 
     let grace = Duration::from_millis(cfg.queue.shutdown_grace_ms);

@@ -33,23 +33,19 @@ async fn sweep(store: &JobStore) -> Result<(), onboard_shared::queue::QueueError
         store.recheck_waiting(kind, Duration::from_secs(30)).await?;
         let stats = store.queue_stats(kind).await?;
         let k = kind.as_str();
-        for (state, n) in &stats.states {
-            if !state.ends_with("_total") {
-                metrics::gauge!("onboard_queue_jobs", "kind" => k, "state" => state.clone())
-                    .set(*n as f64);
-            }
+        for (state, n) in stats.by_state() {
+            metrics::gauge!("onboard_queue_jobs", "kind" => k, "state" => state).set(n as f64);
         }
         // Producers are libraries inside other apps, so the enqueue count comes from the
         // queue's own counter rather than from the producing process.
         metrics::counter!("onboard_jobs_enqueued_total", "kind" => k)
-            .absolute(stats.states.get("enqueued_total").copied().unwrap_or(0));
+            .absolute(stats.enqueued_total);
         metrics::gauge!("onboard_queue_oldest_ready_age_seconds", "kind" => k)
             .set(stats.oldest_ready_age_ms as f64 / 1000.0);
         metrics::counter!("onboard_worker_leases_expired_total", "kind" => k)
             .absolute(stats.leases_expired);
         if kind == JobKind::CreateAccount {
-            let awaiting = stats.states.get("awaiting_code").copied().unwrap_or(0);
-            metrics::gauge!("onboard_awaiting_code_jobs").set(awaiting as f64);
+            metrics::gauge!("onboard_awaiting_code_jobs").set(stats.awaiting_code as f64);
         }
     }
     Ok(())

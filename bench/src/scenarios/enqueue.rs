@@ -35,7 +35,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         }
         w.flush()?;
     }
-    let producer = harness::binary("onboard-producer").await?;
+    let producer = harness::binary("onboard-producer")?;
     let url = redis.url();
     let csv_path = csv.clone();
     let (status, took, stderr) = tokio::task::spawn_blocking(move || {
@@ -61,13 +61,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         );
     }
     let store = harness::store(&redis).await?;
-    let enqueued = store
-        .queue_stats(JobKind::CreateCustomer)
-        .await?
-        .states
-        .get("queued")
-        .copied()
-        .unwrap_or(0);
+    let enqueued = store.queue_stats(JobKind::CreateCustomer).await?.queued;
     if enqueued != n as u64 {
         bail!("backfill left {enqueued} queued jobs, expected {n}");
     }

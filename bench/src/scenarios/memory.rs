@@ -52,22 +52,21 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         }
         samples += 1;
         let stats = store.queue_stats(JobKind::RegisterUser).await?;
-        let get = |k: &str| stats.states.get(k).copied().unwrap_or(0);
-        max_running = max_running.max(get("running"));
-        if get("dead") > 0 {
+        max_running = max_running.max(stats.running);
+        if stats.dead > 0 {
             bail!(
                 "{} register-user jobs were dead-lettered:\n{}",
-                get("dead"),
+                stats.dead,
                 worker.log_tail()
             );
         }
-        if get("succeeded_total") >= JOBS as u64 {
+        if stats.succeeded_total >= JOBS as u64 {
             break;
         }
         if Instant::now() > deadline {
             bail!(
                 "only {} of {JOBS} jobs succeeded within 60 s:\n{}",
-                get("succeeded_total"),
+                stats.succeeded_total,
                 worker.log_tail()
             );
         }

@@ -1,7 +1,7 @@
 //! CSV rows: a header row of snake_case field names, then one row per job.
 
 use super::{
-    finish_row, parse_devices_cell, unknown_kind_rule, BackfillRow, RowError, RowItem, RowKind,
+    finish_row, parse_devices_cell, unknown_kind_rule, BackfillRow, RowError, RowKind, Work,
     MISSING_KIND,
 };
 use onboard_shared::jobs::{
@@ -291,7 +291,7 @@ impl Cells<'_> {
 }
 
 /// Builds the row's item; cells that cannot be read become placeholders plus an error.
-fn build(kind: RowKind, c: &Cells<'_>) -> (RowItem, Vec<FieldError>) {
+fn build(kind: RowKind, c: &Cells<'_>) -> (Work, Vec<FieldError>) {
     let mut errors = Vec::new();
     let devices = |errors: &mut Vec<FieldError>| match parse_devices_cell(c.get("devices")) {
         Ok(d) => d,
@@ -301,14 +301,14 @@ fn build(kind: RowKind, c: &Cells<'_>) -> (RowItem, Vec<FieldError>) {
         }
     };
     let item = match kind {
-        RowKind::Job(JobKind::CreateCustomer) => RowItem::Job(Job::CreateCustomer(customer(c))),
-        RowKind::Job(JobKind::BindDevices) => RowItem::Job(Job::BindDevices(BindDevicesJob {
+        RowKind::Job(JobKind::CreateCustomer) => Work::Job(Job::CreateCustomer(customer(c))),
+        RowKind::Job(JobKind::BindDevices) => Work::Job(Job::BindDevices(BindDevicesJob {
             customer_id: c.string("customer_id"),
             devices: devices(&mut errors),
         })),
         RowKind::OnboardCustomer => {
             let customer = customer(c);
-            RowItem::OnboardCustomer {
+            Work::OnboardCustomer {
                 devices: BindDevicesJob {
                     customer_id: customer.customer_id.clone(),
                     devices: devices(&mut errors),
@@ -332,7 +332,7 @@ fn build(kind: RowKind, c: &Cells<'_>) -> (RowItem, Vec<FieldError>) {
             let confirm = c
                 .opt_string("confirm_password")
                 .unwrap_or_else(|| password.clone());
-            RowItem::Job(Job::CreateAccount(CreateAccountJob {
+            Work::Job(Job::CreateAccount(CreateAccountJob {
                 account_type,
                 mail: c.string("mail"),
                 password: Secret::new(password),
@@ -356,7 +356,7 @@ fn build(kind: RowKind, c: &Cells<'_>) -> (RowItem, Vec<FieldError>) {
                     }
                 },
             };
-            RowItem::Job(Job::RegisterUser(RegisterUserJob {
+            Work::Job(Job::RegisterUser(RegisterUserJob {
                 email: c.string("email"),
                 mobile: c.string("mobile"),
                 passwd: Secret::new(c.string("passwd")),

@@ -1,6 +1,6 @@
 //! JSON Lines rows: one JSON object per line.
 
-use super::{finish_row, unknown_kind_rule, BackfillRow, RowError, RowItem, RowKind, MISSING_KIND};
+use super::{finish_row, unknown_kind_rule, BackfillRow, RowError, RowKind, Work, MISSING_KIND};
 use onboard_shared::jobs::{BindDevicesJob, CreateCustomerJob, DeviceInfo, Job};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -64,7 +64,7 @@ impl<R: Read> JsonlRows<R> {
                 let probe = map.clone();
                 map.insert("kind".to_string(), Value::String(k.as_str().to_string()));
                 match serde_json::from_value::<Job>(Value::Object(map)) {
-                    Ok(job) => finish_row(line, RowItem::Job(job), Vec::new()),
+                    Ok(job) => finish_row(line, Work::Job(job), Vec::new()),
                     Err(e) => Err(serde_error(line, &e, &probe)),
                 }
             }
@@ -72,7 +72,7 @@ impl<R: Read> JsonlRows<R> {
                 let probe = map.clone();
                 match serde_json::from_value::<OnboardCustomerLine>(Value::Object(map)) {
                     Ok(o) => {
-                        let item = RowItem::OnboardCustomer {
+                        let item = Work::OnboardCustomer {
                             devices: BindDevicesJob {
                                 customer_id: o.customer_id.clone(),
                                 devices: o.devices,

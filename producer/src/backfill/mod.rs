@@ -24,7 +24,8 @@
 mod csv_rows;
 mod jsonl_rows;
 
-use onboard_shared::jobs::{BindDevicesJob, CreateCustomerJob, Job, JobKind};
+pub use crate::work::Work;
+use onboard_shared::jobs::JobKind;
 use onboard_shared::validation::{FieldError, Validate};
 use std::fmt;
 use std::io::Read;
@@ -98,27 +99,13 @@ fn kind_list() -> String {
 
 const MISSING_KIND: &str = "missing: give --kind or a kind column";
 
-/// What a valid row yields.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RowItem {
-    /// One job.
-    Job(Job),
-    /// Create the customer, then bind its devices (`devices.customer_id == customer.customer_id`).
-    OnboardCustomer {
-        /// The `create-customer` job.
-        customer: CreateCustomerJob,
-        /// The `bind-devices` job, to run after the customer exists.
-        devices: BindDevicesJob,
-    },
-}
-
 /// One valid row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackfillRow {
     /// The 1-based physical line the row starts on.
     pub line: u64,
     /// What it holds.
-    pub item: RowItem,
+    pub item: Work,
 }
 
 /// One bad row (or a bad header / file).
@@ -205,14 +192,10 @@ impl<R: Read> Iterator for Rows<R> {
 /// `parse_errors` are problems found while reading the cells (bad `account_type`, bad
 /// `devices` format, ...): they come first, and validation errors on the same fields (which
 /// only repeat them, since placeholders were used) are dropped.
-fn finish_row(
-    line: u64,
-    item: RowItem,
-    mut errors: Vec<FieldError>,
-) -> Result<BackfillRow, RowError> {
+fn finish_row(line: u64, item: Work, mut errors: Vec<FieldError>) -> Result<BackfillRow, RowError> {
     let validation: Vec<FieldError> = match &item {
-        RowItem::Job(job) => job.validate().err().map(|e| e.0).unwrap_or_default(),
-        RowItem::OnboardCustomer { customer, devices } => {
+        Work::Job(job) => job.validate().err().map(|e| e.0).unwrap_or_default(),
+        Work::OnboardCustomer { customer, devices } => {
             let mut v = customer.validate().err().map(|e| e.0).unwrap_or_default();
             for e in devices.validate().err().map(|e| e.0).unwrap_or_default() {
                 if !v.contains(&e) {
@@ -270,7 +253,7 @@ fn parse_devices_cell(cell: &str) -> Result<Vec<onboard_shared::jobs::DeviceInfo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use onboard_shared::jobs::{AccountType, DeviceInfo};
+    use onboard_shared::jobs::{AccountType, CreateCustomerJob, DeviceInfo, Job};
     use onboard_shared::secret::Secret;
 
     fn csv(text: &str, kind: Option<RowKind>) -> Vec<Result<BackfillRow, RowError>> {
@@ -303,7 +286,7 @@ mod tests {
             ok(&rows[0]),
             &BackfillRow {
                 line: 2,
-                item: RowItem::Job(Job::CreateCustomer(CreateCustomerJob {
+                item: Work::Job(Job::CreateCustomer(CreateCustomerJob {
                     customer_id: "c1".into(),
                     country_code: "852".into(),
                     phone_number: "55501001".into(),
@@ -323,9 +306,9 @@ mod tests {
             onboard-customer,c2,852,55501002,1|p/d|n,,,,,,,,,,,,\n";
         let rows = csv(text, None);
         assert_eq!(rows.len(), 5, "{rows:?}");
-        let items: Vec<&RowItem> = rows.iter().map(|r| &ok(r).item).collect();
+        let items: Vec<&Work> = rows.iter().map(|r| &ok(r).item).collect();
         match items[1] {
-            RowItem::Job(Job::BindDevices(b)) => {
+            Work::Job(Job::BindDevices(b)) => {
                 assert_eq!(b.customer_id, "c1");
                 assert_eq!(
                     b.devices[1],
@@ -339,7 +322,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match items[2] {
-            RowItem::Job(Job::CreateAccount(a)) => {
+            Work::Job(Job::CreateAccount(a)) => {
                 assert_eq!(a.account_type, AccountType::Company);
                 assert_eq!(a.confirm_password, Secret::new("Passw0rd!1"));
                 assert_eq!(a.extended, None);
@@ -347,13 +330,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match items[3] {
-            RowItem::Job(Job::RegisterUser(u)) => {
+            Work::Job(Job::RegisterUser(u)) => {
                 assert_eq!(u.sale_id, Some(42));
                 assert_eq!(u.name, None);
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(items[4], RowItem::OnboardCustomer { .. }));
+        assert!(matches!(items[4], Work::OnboardCustomer { .. }));
         assert_eq!(ok(&rows[4]).line, 6);
     }
 
@@ -365,7 +348,7 @@ mod tests {
             Some(RowKind::OnboardCustomer),
         );
         assert_eq!(rows.len(), 1);
-        let RowItem::OnboardCustomer { customer, devices } = &ok(&rows[0]).item else {
+        let Work::OnboardCustomer { customer, devices } = &ok(&rows[0]).item else {
             panic!("{rows:?}")
         };
         assert_eq!(customer.customer_id, "cust_1");
@@ -550,8 +533,8 @@ mod tests {
         let kinds: Vec<String> = rows
             .iter()
             .map(|r| match &ok(r).item {
-                RowItem::Job(j) => j.kind().to_string(),
-                RowItem::OnboardCustomer { devices, .. } => {
+                Work::Job(j) => j.kind().to_string(),
+                Work::OnboardCustomer { devices, .. } => {
                     assert_eq!(devices.customer_id, "c2");
                     "onboard-customer".into()
                 }
@@ -577,7 +560,7 @@ mod tests {
         );
         assert!(matches!(
             &ok(&rows[0]).item,
-            RowItem::Job(Job::CreateCustomer(_))
+            Work::Job(Job::CreateCustomer(_))
         ));
         let rows = jsonl(
             "{\"customer_id\":\"c1\",\"country_code\":\"852\",\"phone_number\":\"1\"}\n",
@@ -664,8 +647,8 @@ mod tests {
         let mut kinds = std::collections::BTreeSet::new();
         for r in &rows {
             match &ok(r).item {
-                RowItem::Job(j) => kinds.insert(j.kind().to_string()),
-                RowItem::OnboardCustomer { .. } => {
+                Work::Job(j) => kinds.insert(j.kind().to_string()),
+                Work::OnboardCustomer { .. } => {
                     kinds.insert("create-customer".into());
                     kinds.insert("bind-devices".into())
                 }

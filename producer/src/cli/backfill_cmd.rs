@@ -12,11 +12,11 @@ use super::{Ctx, Failure};
 use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use onboard_producer::backfill::{read_rows, BackfillRow, FileFormat, RowItem, RowKind};
-use onboard_producer::{EventFollower, Producer};
-use onboard_shared::jobs::{Job, JobKind};
-use onboard_shared::queue::{EnqueueOptions, Enqueued, JobState};
-use std::collections::{BTreeMap, HashMap};
+use onboard_producer::backfill::{read_rows, BackfillRow, FileFormat, RowKind};
+use onboard_producer::{JobsFollower, Producer, Work, WorkKeys};
+use onboard_shared::jobs::JobKind;
+use onboard_shared::queue::Enqueued;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -90,10 +90,6 @@ fn kind_of(args: &BackfillArgs) -> Result<Option<RowKind>, Failure> {
 fn open(path: &Path) -> Result<std::fs::File, Failure> {
     std::fs::File::open(path)
         .map_err(|e| Failure::invalid(format!("cannot open {}: {e}", path.display())))
-}
-
-fn idem(job: &Job) -> String {
-    format!("{}:{}", job.kind(), job.natural_key())
 }
 
 struct Progress {
@@ -211,7 +207,6 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
 
     // Pass 2: enqueue.
     let producer = ctx.producer().await?;
-    let start_events = EventFollower::from_now(producer.store()).await?;
     let started = Instant::now();
     let mut progress = Progress::new(valid, "enqueueing");
     let mut new_jobs = 0u64;
@@ -258,14 +253,7 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
         s
     });
     if args.wait {
-        follow(
-            ctx,
-            &producer,
-            start_events,
-            &ids,
-            Duration::from_secs(args.timeout),
-        )
-        .await?;
+        follow(ctx, &producer, &ids, Duration::from_secs(args.timeout)).await?;
     }
     Ok(())
 }
@@ -309,44 +297,13 @@ fn spawn_reader(
 
 async fn enqueue_chunk(producer: &Producer, chunk: Vec<BackfillRow>) -> Result<ChunkDone, Failure> {
     let rows = chunk.len() as u64;
-    // Parents (and plain jobs) first: a child must name the id its parent really has,
-    // which is the FIRST job's id when the parent was enqueued by an earlier run.
-    let mut first: Vec<(Job, EnqueueOptions)> = Vec::with_capacity(chunk.len());
-    let mut children: Vec<(usize, Job)> = Vec::new();
-    for row in chunk {
-        match row.item {
-            RowItem::Job(job) => {
-                let opts = EnqueueOptions {
-                    idempotency_key: Some(idem(&job)),
-                    ..Default::default()
-                };
-                first.push((job, opts));
-            }
-            RowItem::OnboardCustomer { customer, devices } => {
-                let parent = Job::CreateCustomer(customer);
-                let opts = EnqueueOptions {
-                    idempotency_key: Some(idem(&parent)),
-                    ..Default::default()
-                };
-                children.push((first.len(), Job::BindDevices(devices)));
-                first.push((parent, opts));
-            }
-        }
-    }
-    let parents = producer.enqueue_many(&first).await?;
-    let mut second = Vec::with_capacity(children.len());
-    for (parent_at, job) in children {
-        let opts = EnqueueOptions {
-            idempotency_key: Some(idem(&job)),
-            depends_on: Some(parents[parent_at].id.clone()),
-            ..Default::default()
-        };
-        second.push((job, opts));
-    }
-    let mut jobs = parents;
-    if !second.is_empty() {
-        jobs.extend(producer.enqueue_many(&second).await?);
-    }
+    let work: Vec<Work> = chunk.into_iter().map(|row| row.item).collect();
+    let jobs = producer
+        .enqueue_work(work, WorkKeys::NaturalKey)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(ChunkDone { rows, jobs })
 }
 
@@ -355,68 +312,47 @@ async fn enqueue_chunk(producer: &Producer, chunk: Vec<BackfillRow>) -> Result<C
 async fn follow(
     ctx: &Ctx,
     producer: &Producer,
-    mut events: EventFollower,
     ids: &[String],
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let mut states: HashMap<&str, JobState> = HashMap::with_capacity(ids.len());
-    for id in ids {
-        states.insert(id.as_str(), producer.status(id, false).await?.state);
-    }
-    let settled = |s: &JobState| s.is_final() || *s == JobState::AwaitingCode;
-    let deadline = Instant::now() + timeout;
+    let mut jobs = producer.follow(ids).await?;
     let plain = !std::io::stderr().is_terminal();
-    let mut last_print = Instant::now() - Duration::from_secs(10);
-    let mut quiet_since = Instant::now();
-    loop {
-        let counts: BTreeMap<&str, usize> = states.values().fold(BTreeMap::new(), |mut m, s| {
-            *m.entry(s.as_str()).or_default() += 1;
-            m
-        });
-        let open = states.values().filter(|s| !settled(s)).count();
-        if open == 0 || Instant::now() > deadline || last_print.elapsed() >= Duration::from_secs(1)
-        {
-            let line = counts
-                .iter()
-                .map(|(s, n)| format!("{s} {n}"))
-                .collect::<Vec<_>>()
-                .join("  ");
-            if plain || open == 0 {
-                eprintln!("{line}");
-            } else {
-                eprint!("\r{line}    ");
-            }
-            last_print = Instant::now();
-        }
-        if open == 0 {
-            ctx.print(&counts, || "all jobs settled".to_string());
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Failure::infra(format!(
-                "{open} job(s) still open after {} s",
-                timeout.as_secs()
-            )));
-        }
-        let batch = events.next_batch(Duration::from_secs(1)).await?;
-        if batch.is_empty() && quiet_since.elapsed() > Duration::from_secs(5) {
-            // The stream is capped: after a quiet spell re-read the open jobs directly.
-            for (id, st) in states.iter_mut().filter(|(_, s)| !settled(s)) {
-                *st = producer.status(id, false).await?.state;
-            }
-            quiet_since = Instant::now();
-        }
-        for e in batch {
-            quiet_since = Instant::now();
-            if let (Some(id), Some(state)) = (e.fields.get("job_id"), e.fields.get("state")) {
-                if let (Some(slot), Some(st)) =
-                    (states.get_mut(id.as_str()), JobState::parse(state))
-                {
-                    *slot = st;
+    let mut last_print: Option<Instant> = None;
+    let line = |jobs: &JobsFollower| {
+        jobs.counts()
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let open = jobs
+        .settle(timeout, |jobs| {
+            // At most a line a second, and always the last one.
+            let due = last_print.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due || jobs.unsettled() == 0 {
+                if plain || jobs.unsettled() == 0 {
+                    eprintln!("{}", line(jobs));
+                } else {
+                    eprint!("\r{}    ", line(jobs));
                 }
+                last_print = Some(Instant::now());
             }
-        }
+        })
+        .await?;
+    if open > 0 {
+        eprintln!("{}", line(&jobs));
+        return Err(Failure::infra(format!(
+            "{open} job(s) still open after {} s",
+            timeout.as_secs()
+        )));
     }
+    let counts: BTreeMap<&str, usize> = jobs
+        .counts()
+        .into_iter()
+        .map(|(s, n)| (s.as_str(), n))
+        .collect();
+    ctx.print(&counts, || "all jobs settled".to_string());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@ use super::{Ctx, Failure};
 use clap::{Args, Subcommand};
 use onboard_producer::{EventFollower, ProducerError};
 use onboard_shared::jobs::JobKind;
+use onboard_shared::providers::http_client;
 use onboard_shared::providers::iot::{CustomerFilter, CustomerQuery, IotClient};
-use onboard_shared::providers::{http_client, OpenGate};
 use onboard_shared::queue::JobStatus;
+use onboard_shared::ratelimit::RedisGate;
 use onboard_shared::secret::Secret;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,19 +72,24 @@ pub async fn events(ctx: &Ctx, follow: bool, from: &str) -> Result<(), Failure> 
         }
         for e in batch {
             ctx.print(&e, || {
-                let f = &e.fields;
-                let get = |k: &str| f.get(k).cloned().unwrap_or_default();
                 let mut line = format!(
                     "{}  {}  {}  {}",
-                    e.id,
-                    get("kind"),
-                    get("job_id"),
-                    get("state")
+                    e.stream_id,
+                    e.kind,
+                    e.job_id,
+                    e.state.as_str()
                 );
-                for extra in ["reason", "error", "phone", "attempt"] {
-                    if let Some(v) = f.get(extra) {
-                        line.push_str(&format!("  {extra}={v}"));
-                    }
+                if let Some(reason) = &e.reason {
+                    line.push_str(&format!("  reason={reason}"));
+                }
+                if let Some(error) = &e.error {
+                    line.push_str(&format!("  error={}", error.to_json()));
+                }
+                if let Some(phone) = &e.phone {
+                    line.push_str(&format!("  phone={phone}"));
+                }
+                if let Some(attempt) = e.attempt {
+                    line.push_str(&format!("  attempt={attempt}"));
                 }
                 line
             });
@@ -95,26 +101,17 @@ pub async fn events(ctx: &Ctx, follow: bool, from: &str) -> Result<(), Failure> 
 pub async fn stats(ctx: &Ctx) -> Result<(), Failure> {
     let stats = ctx.producer().await?.stats().await?;
     ctx.print(&stats, || {
-        let cols = [
-            "waiting",
-            "queued",
-            "running",
-            "scheduled_or_retrying",
-            "awaiting_code",
-            "dead",
-            "succeeded_total",
-            "expired_total",
-            "enqueued_total",
-        ];
         // Each column as wide as its header.
         let mut out = format!("{:<16}", "kind");
-        for c in cols {
+        let Some(first) = stats.first() else {
+            return out;
+        };
+        for (c, _) in first.by_state().into_iter().chain(first.totals()) {
             out.push_str(&format!("  {c}"));
         }
         for q in &stats {
             out.push_str(&format!("\n{:<16}", q.kind.as_str()));
-            for c in cols {
-                let n = q.states.get(c).copied().unwrap_or(0);
+            for (c, n) in q.by_state().into_iter().chain(q.totals()) {
                 out.push_str(&format!("  {n:>width$}", width = c.len()));
             }
         }
@@ -226,7 +223,15 @@ pub struct CustomersArgs {
 /// `customers`: one page of ServiceGetCustomerList.
 pub async fn customers(ctx: &Ctx, args: CustomersArgs) -> Result<(), Failure> {
     let http = http_client(Duration::from_millis(ctx.cfg.http_timeout_ms));
-    let client = IotClient::new(&ctx.cfg.iot, http, Arc::new(OpenGate));
+    // Through the global rate gate like every worker request: the provider's limit is
+    // shared by everyone calling it.
+    let producer = ctx.producer().await?;
+    let gate = RedisGate::new(
+        producer.store().connection(),
+        ctx.cfg.limits.clone(),
+        Duration::from_millis(ctx.cfg.queue.max_inline_wait_ms),
+    );
+    let client = IotClient::new(&ctx.cfg.iot, http, Arc::new(gate));
     let page = client
         .get_customer_list(&CustomerQuery {
             filter: CustomerFilter {

@@ -1,9 +1,8 @@
-//! Key names and job ids.
+//! Key names: each a method, so no code spells a key by hand.
 //!
 //! Every key of one queue starts with `onboard:{<kind>}:`; the braces are a Redis Cluster
 //! hash tag, so all of a queue's keys live in one slot and each Lua script touches one slot.
-//! Job ids are `<prefix>_<ULID>` (`cust_01J...`): they sort by creation time within a kind,
-//! and the prefix says which queue holds the job, so `status(id)` needs no index.
+//! The scripts get the prefix and build the same names (see `scripts/common.lua`).
 
 use crate::jobs::JobKind;
 
@@ -33,66 +32,64 @@ impl QueueKeys {
         &self.prefix
     }
 
-    /// The FIFO list of due job ids.
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// List: due job ids, FIFO.
     pub fn ready(&self) -> String {
-        format!("{}ready", self.prefix)
+        self.key("ready")
     }
 
-    /// The list idle workers block on; every enqueue pushes a wake-up token.
+    /// List idle workers block on; every enqueue pushes a wake-up token.
     pub fn notify(&self) -> String {
-        format!("{}notify", self.prefix)
+        self.key("notify")
     }
 
-    /// A named sorted set of the queue (`scheduled`, `leased`, `dead`, `awaiting`, `waiting`).
-    pub fn set(&self, name: &str) -> String {
-        format!("{}{}", self.prefix, name)
+    /// Sorted set: retries and run-at times, by due time.
+    pub fn scheduled(&self) -> String {
+        self.key("scheduled")
     }
 
-    /// The record of one job.
+    /// Sorted set: running jobs, by lease expiry.
+    pub fn leased(&self) -> String {
+        self.key("leased")
+    }
+
+    /// Sorted set: dead letters, by death time.
+    pub fn dead(&self) -> String {
+        self.key("dead")
+    }
+
+    /// Sorted set: jobs awaiting a verify code, by deadline.
+    pub fn awaiting(&self) -> String {
+        self.key("awaiting")
+    }
+
+    /// Sorted set: children waiting on a parent, by when they were last looked at.
+    pub fn waiting(&self) -> String {
+        self.key("waiting")
+    }
+
+    /// Hash: the record of one job.
     pub fn job(&self, id: &str) -> String {
-        format!("{}job:{}", self.prefix, id)
+        self.key(&format!("job:{id}"))
     }
 
-    /// Payloads and metadata of jobs enqueued in bulk and not claimed yet (see `pending`).
+    /// Hash: payloads and metadata of jobs enqueued and not claimed yet (see `pending`).
     pub fn pending(&self) -> String {
-        format!("{}pending", self.prefix)
+        self.key("pending")
     }
 
-    /// Counters (enqueued, succeeded, dead, expired, leases_expired).
+    /// Hash: counters (enqueued, succeeded, dead, expired, leases_expired).
     pub fn counts(&self) -> String {
-        format!("{}counts", self.prefix)
+        self.key("counts")
     }
 
-    /// The per-queue events stream used in cluster mode.
-    pub fn cluster_events(&self) -> String {
-        format!("{}events", self.prefix)
+    /// String: an idempotency key (already hashed) → the first job's id.
+    pub fn idempotency(&self, hashed: &str) -> String {
+        self.key(&format!("idem:{hashed}"))
     }
-}
-
-/// The events stream every state change is written to (single-node Redis).
-pub const EVENTS_KEY: &str = "onboard:events";
-
-fn id_prefix(kind: JobKind) -> &'static str {
-    match kind {
-        JobKind::CreateCustomer => "cust",
-        JobKind::BindDevices => "bind",
-        JobKind::CreateAccount => "acct",
-        JobKind::RegisterUser => "user",
-    }
-}
-
-/// A new job id for `kind`: `<prefix>_<ULID>`.
-pub fn new_job_id(kind: JobKind) -> String {
-    format!("{}_{}", id_prefix(kind), ulid::Ulid::new())
-}
-
-/// The kind a job id belongs to, or `None` when the id is not one of ours.
-pub fn kind_of_id(id: &str) -> Option<JobKind> {
-    let (prefix, rest) = id.split_once('_')?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
-    }
-    JobKind::ALL.into_iter().find(|k| id_prefix(*k) == prefix)
 }
 
 #[cfg(test)]
@@ -105,27 +102,17 @@ mod tests {
         for key in [
             k.ready(),
             k.notify(),
-            k.set("dead"),
+            k.scheduled(),
+            k.leased(),
+            k.dead(),
+            k.awaiting(),
+            k.waiting(),
             k.job("x"),
             k.counts(),
             k.pending(),
+            k.idempotency("ab"),
         ] {
             assert!(key.starts_with("onboard:{create-account}:"), "{key}");
         }
-    }
-
-    #[test]
-    fn ids_name_their_queue_and_sort_by_time() {
-        for kind in JobKind::ALL {
-            let a = new_job_id(kind);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            let b = new_job_id(kind);
-            assert_eq!(kind_of_id(&a), Some(kind));
-            assert!(a < b, "{a} < {b}");
-        }
-        assert_eq!(kind_of_id("nope"), None);
-        assert_eq!(kind_of_id("cust_"), None);
-        assert_eq!(kind_of_id("cust_a:b"), None);
-        assert_eq!(kind_of_id("zzz_01J"), None);
     }
 }

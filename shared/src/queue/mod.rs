@@ -1,26 +1,43 @@
 //! The durable queue on Redis: one queue per job kind, every state change one Lua script.
 //!
-//! * [`keys`]: key names (one hash tag per queue) and job ids;
+//! What the queue holds and hands out:
+//! * [`job_state`]: [`JobState`], the one list of states;
+//! * [`options`]: what an enqueue takes and answers;
+//! * [`claimed`]: a job as a worker holds it ([`ClaimedJob`]);
+//! * [`ack`]: an attempt's outcome ([`Ack`]) and what the queue made of it;
+//! * [`error_record`]: why an attempt failed, as stored;
+//! * [`status`]: [`JobStatus`] and [`QueueStats`], what operators read back.
+//!
+//! How it sits in Redis:
+//! * [`keys`]: key names (one hash tag per queue); [`ids`]: job ids;
 //! * [`cipher`]: payloads, codes and results encrypted at rest;
-//! * [`record`]: job states, options, claimed jobs and outcomes;
 //! * `pending`: jobs enqueued in bulk whose record fetch has not built yet;
-//! * [`store`]: [`JobStore`], the operations (enqueue, fetch, ack, renew, codes, dead letters);
-//! * [`outcome`]: handler results and how their error class becomes an ack;
-//! * [`backend`] and [`ack_layer`]: the apalis backend and its lease/ack layer, which
-//!   records successes in batches ([`ack_batcher`]);
-//! * `scripts`: the Lua scripts, each in its own `.lua` file.
+//! * `scripts`: the Lua scripts, each in its own `.lua` file, and `replies`, where each
+//!   script's reply is decoded once into a typed value;
+//! * [`store`]: [`JobStore`], the operations, split by role (enqueue, claim, complete,
+//!   dependencies, codes, admin).
+//!
+//! The worker runtime that drives fetch, leases and acks lives in the `onboard-worker`
+//! crate; this module is what both it and an app embedding the producer need.
 
-pub mod ack_batcher;
-pub mod ack_layer;
-pub mod backend;
+pub mod ack;
 pub mod cipher;
+pub mod claimed;
+pub mod error_record;
+pub mod ids;
+pub mod job_state;
 pub mod keys;
-pub mod outcome;
+pub mod options;
 mod pending;
-pub mod record;
+mod replies;
 mod scripts;
+pub mod status;
 pub mod store;
 
-pub use outcome::{JobFailure, JobOutcome, OutcomePolicy};
-pub use record::*;
-pub use store::{now_ms, Fetched, JobStore, QueueError, QueueStats};
+pub use ack::{Ack, AckStatus};
+pub use claimed::{ClaimedJob, CodePhase};
+pub use error_record::ErrorRecord;
+pub use job_state::JobState;
+pub use options::{EnqueueOptions, Enqueued};
+pub use status::{JobStatus, QueueStats};
+pub use store::{Fetched, JobStore, QueueError};

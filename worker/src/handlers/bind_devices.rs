@@ -2,8 +2,8 @@
 //! same relation twice is harmless (PROVIDERS.md), so a retry needs no reconciliation.
 
 use super::Runner;
+use crate::runtime::{JobFailure, JobOutcome};
 use onboard_shared::jobs::BindDevicesJob;
-use onboard_shared::queue::{JobFailure, JobOutcome};
 use serde_json::json;
 
 pub(super) async fn run(runner: &Runner, job: &BindDevicesJob) -> Result<JobOutcome, JobFailure> {

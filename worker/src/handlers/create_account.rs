@@ -7,11 +7,13 @@
 //! apart from our own earlier success: the job ends dead saying the effect is uncertain.
 
 use super::Runner;
+use crate::runtime::{JobFailure, JobOutcome};
 use onboard_shared::config::VerifyCodeMode;
 use onboard_shared::jobs::CreateAccountJob;
 use onboard_shared::providers::tencentcloud::CreateAccountOutcome;
-use onboard_shared::queue::{ClaimedJob, CodePhase, ErrorRecord, JobFailure, JobOutcome};
+use onboard_shared::queue::{ClaimedJob, CodePhase, ErrorRecord};
 use onboard_shared::secret::mask_phone;
+use onboard_shared::ErrorClass;
 use onboard_shared::ProviderError;
 use serde_json::json;
 
@@ -35,13 +37,13 @@ pub(super) async fn run(
         Err(ProviderError::Permanent { code, message })
             if claimed.uncertain && code == "FailedOperation.MailIsRegistered" =>
         {
-            Err(JobFailure::Dead(ErrorRecord {
-                class: "permanent".into(),
-                code: "EffectUncertain".into(),
-                message: format!(
+            Err(JobFailure::Dead(ErrorRecord::new(
+                ErrorClass::Permanent,
+                "EffectUncertain",
+                format!(
                     "effect uncertain: an earlier attempt may have created it ({code}: {message})"
                 ),
-            }))
+            )))
         }
         Err(e) => Err(e.into()),
     }

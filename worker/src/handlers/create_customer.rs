@@ -2,8 +2,10 @@
 //! earlier attempt's outcome is unknown (so a retry never creates the customer twice).
 
 use super::Runner;
+use crate::runtime::{JobFailure, JobOutcome};
 use onboard_shared::jobs::CreateCustomerJob;
-use onboard_shared::queue::{ClaimedJob, ErrorRecord, JobFailure, JobOutcome};
+use onboard_shared::queue::{ClaimedJob, ErrorRecord};
+use onboard_shared::ErrorClass;
 use serde_json::json;
 
 pub(super) async fn run(
@@ -18,11 +20,11 @@ pub(super) async fn run(
                     json!({"status": "OK", "reconciled": true}),
                 ));
             }
-            return Err(JobFailure::Dead(ErrorRecord {
-                class: "permanent".into(),
-                code: "CustomerConflict".into(),
-                message: "a customer with this id already exists with a different phone".into(),
-            }));
+            return Err(JobFailure::Dead(ErrorRecord::new(
+                ErrorClass::Permanent,
+                "CustomerConflict",
+                "a customer with this id already exists with a different phone",
+            )));
         }
     }
     runner.iot.create_customer(job).await?;

@@ -1,7 +1,8 @@
 //! Job handlers: what one attempt of each job kind does against its provider.
 //!
-//! [`Runner`] holds the provider clients (all behind the Redis-side rate-limit gate) and
-//! dispatches a claimed job to the handler of its kind. Handlers return a
+//! [`Runner`] holds the provider clients (all behind the Redis-side rate-limit gate, which
+//! also pauses a provider that throttles) and dispatches a claimed job to the handler of
+//! its kind. Handlers return a
 //! [`JobOutcome`] or a [`JobFailure`]; the queue's acknowledgement layer turns that into
 //! the job's next state, so handlers never touch the queue themselves.
 
@@ -10,15 +11,15 @@ mod create_account;
 mod create_customer;
 mod register_user;
 
+use crate::runtime::{JobFailure, JobOutcome};
 use onboard_shared::config::Config;
 use onboard_shared::jobs::Job;
 use onboard_shared::providers::iot::IotClient;
 use onboard_shared::providers::polyv::PolyvClient;
 use onboard_shared::providers::tencentcloud::TencentCloudClient;
 use onboard_shared::providers::{http_client, Gate};
-use onboard_shared::queue::{ClaimedJob, JobFailure, JobOutcome};
+use onboard_shared::queue::ClaimedJob;
 use onboard_shared::ratelimit::RedisGate;
-use onboard_shared::ProviderError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,6 @@ pub struct Runner {
     iot: IotClient,
     tencentcloud: TencentCloudClient,
     polyv: PolyvClient,
-    gate: Arc<RedisGate>,
     cfg: Arc<Config>,
 }
 
@@ -39,7 +39,7 @@ impl Runner {
             anyhow::bail!("stub_providers is for benchmarks and needs the sandbox profile");
         }
         let http = http_client(Duration::from_millis(cfg.http_timeout_ms));
-        let shared_gate: Gate = gate.clone();
+        let shared_gate: Gate = gate;
         Ok(Runner {
             iot: IotClient::new(&cfg.iot, http.clone(), shared_gate.clone()),
             tencentcloud: TencentCloudClient::new(
@@ -49,7 +49,6 @@ impl Runner {
             )
             .map_err(|e| anyhow::anyhow!("tencentcloud endpoint: {e}"))?,
             polyv: PolyvClient::new(&cfg.polyv, http, shared_gate),
-            gate,
             cfg: Arc::new(cfg.clone()),
         })
     }
@@ -59,39 +58,11 @@ impl Runner {
         if self.cfg.stub_providers {
             return Ok(JobOutcome::Succeeded(serde_json::json!({"stub": true})));
         }
-        let result = match &claimed.job {
+        match &claimed.job {
             Job::CreateCustomer(job) => create_customer::run(self, claimed, job).await,
             Job::BindDevices(job) => bind_devices::run(self, job).await,
             Job::CreateAccount(job) => create_account::run(self, claimed, job).await,
             Job::RegisterUser(job) => register_user::run(self, claimed, job).await,
-        };
-        if let Err(JobFailure::Provider(err)) = &result {
-            self.cool_down_on_throttle(claimed.job.kind().as_str(), err)
-                .await;
-        }
-        result
-    }
-
-    /// A provider that says "slow down" is paused for every worker, not just this one.
-    async fn cool_down_on_throttle(&self, kind: &str, err: &ProviderError) {
-        let ProviderError::Throttled { code, retry_after } = err else {
-            return;
-        };
-        // Our own limiter's answers are not the provider's, and a per-phone resend rule
-        // says nothing about other phones.
-        if code == "LocalRateLimit"
-            || code == "RateLimiterUnavailable"
-            || onboard_shared::providers::tencentcloud::errors::is_per_phone_limit(code)
-        {
-            return;
-        }
-        let provider = match kind {
-            "create-customer" | "bind-devices" => "iot",
-            "create-account" => "tencentcloud",
-            _ => "polyv",
-        };
-        if let Err(e) = self.gate.cool_down(provider, *retry_after).await {
-            tracing::warn!(provider, error = %e, "could not set the shared cool-down");
         }
     }
 }

@@ -3,9 +3,10 @@
 //! and shown only on request.
 
 use super::Runner;
+use crate::runtime::{JobFailure, JobOutcome};
 use onboard_shared::jobs::RegisterUserJob;
 use onboard_shared::providers::polyv::PolyvUser;
-use onboard_shared::queue::{ClaimedJob, JobFailure, JobOutcome};
+use onboard_shared::queue::ClaimedJob;
 use serde_json::json;
 
 fn result(user: &PolyvUser, reconciled: bool) -> JobOutcome {

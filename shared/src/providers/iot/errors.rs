@@ -4,7 +4,7 @@
 //! Tencent Cloud one: server errors are retried, throttling waits, everything that names a
 //! bad parameter, key or signature fails at once with the provider's code and message.
 
-use crate::ProviderError;
+use crate::{ProviderError, ThrottledBy};
 use std::time::Duration;
 
 /// How long to wait when IoT Explorer throttles without saying for how long.
@@ -16,10 +16,9 @@ pub fn classify(code: &str, message: &str) -> ProviderError {
         "InternalError" | "InternalError.ServiceBusy" | "ResourceUnavailable" => {
             ProviderError::transient(code, message)
         }
-        c if c.starts_with("RequestLimitExceeded") => ProviderError::Throttled {
-            code: code.to_string(),
-            retry_after: THROTTLE_WAIT,
-        },
+        c if c.starts_with("RequestLimitExceeded") => {
+            ProviderError::throttled(ThrottledBy::Provider, code, THROTTLE_WAIT)
+        }
         // ErrorRequiredParamNotFound, InvalidAction, InvalidParameterValue (bad signature,
         // customer exists), InvalidParameterValue.InvalidJSON, `invalid CustomerId`,
         // `invalid Email`, `invalid Phone`, `invalid CustomerId or invalid ServiceAppKey`,

@@ -9,7 +9,7 @@
 pub mod errors;
 pub mod signer;
 
-use super::{metered, read_json, Gate};
+use super::{metered, read_json, Action, Gate, Limit, Provider};
 use crate::config::{IotConfig, NestedEncoding};
 use crate::jobs::{BindDevicesJob, CreateCustomerJob};
 use crate::secret::Secret;
@@ -17,7 +17,21 @@ use crate::ProviderError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-const PROVIDER: &str = "iot";
+/// ServiceCreateCustomer.
+pub const CREATE_CUSTOMER: Action = action("ServiceCreateCustomer");
+/// ServiceGetCustomerList.
+pub const GET_CUSTOMER_LIST: Action = action("ServiceGetCustomerList");
+/// ServiceBindDevice.
+pub const BIND_DEVICE: Action = action("ServiceBindDevice");
+
+/// Every IoT Explorer action counts against the provider's one limit.
+const fn action(name: &'static str) -> Action {
+    Action {
+        provider: Provider::Iot,
+        name,
+        limit: Limit::Iot,
+    }
+}
 
 /// Largest page ServiceGetCustomerList is asked for.
 pub const MAX_PAGE: u32 = 100;
@@ -95,7 +109,7 @@ impl IotClient {
             "CountryCode": job.country_code,
             "PhoneNumber": job.phone_number,
         });
-        self.call("ServiceCreateCustomer", params).await.map(drop)
+        self.call(CREATE_CUSTOMER, params).await.map(drop)
     }
 
     /// ServiceBindDevice: all of the job's devices in one request.
@@ -112,7 +126,7 @@ impl IotClient {
             })
             .collect();
         let params = json!({"CustomerId": job.customer_id, "DeviceInfos": devices});
-        self.call("ServiceBindDevice", params).await.map(drop)
+        self.call(BIND_DEVICE, params).await.map(drop)
     }
 
     /// One page of ServiceGetCustomerList.
@@ -134,7 +148,7 @@ impl IotClient {
                 params[name] = Value::String(v.clone());
             }
         }
-        let resp = self.call("ServiceGetCustomerList", params).await?;
+        let resp = self.call(GET_CUSTOMER_LIST, params).await?;
         parse_page(&resp)
     }
 
@@ -175,8 +189,8 @@ impl IotClient {
     }
 
     /// Signs and sends one action; returns the `Response` object of a success.
-    async fn call(&self, action: &'static str, params: Value) -> Result<Value, ProviderError> {
-        metered(&self.gate, PROVIDER, action, self.send(action, params)).await
+    async fn call(&self, action: Action, params: Value) -> Result<Value, ProviderError> {
+        metered(&self.gate, action, self.send(action.name, params)).await
     }
 
     async fn send(&self, action: &str, params: Value) -> Result<Value, ProviderError> {

@@ -1,7 +1,7 @@
 //! POLYV answers mapped onto [`ProviderError`] classes. POLYV puts its verdict in the body's
 //! `code`, not the HTTP status, so that is what is branched on.
 
-use crate::ProviderError;
+use crate::{ProviderError, ThrottledBy};
 use std::time::Duration;
 
 /// Wait after a POLYV throttling answer that does not say how long. Going over the domain
@@ -11,10 +11,11 @@ pub const THROTTLE_WAIT: Duration = Duration::from_secs(300);
 
 /// A throttling answer; `retry_after` is the HTTP `Retry-After` when the answer had one.
 pub fn throttled(retry_after: Option<Duration>) -> ProviderError {
-    ProviderError::Throttled {
-        code: "429".into(),
-        retry_after: retry_after.unwrap_or(THROTTLE_WAIT),
-    }
+    ProviderError::throttled(
+        ThrottledBy::Provider,
+        "429",
+        retry_after.unwrap_or(THROTTLE_WAIT),
+    )
 }
 
 /// Classifies an error answer: the body's `code` and `message`.
@@ -62,7 +63,8 @@ mod tests {
             throttled(Some(Duration::from_secs(1))),
             ProviderError::Throttled {
                 code: "429".into(),
-                retry_after: Duration::from_secs(1)
+                retry_after: Duration::from_secs(1),
+                by: ThrottledBy::Provider,
             }
         );
         assert!(is_not_found(400, "user not found."));

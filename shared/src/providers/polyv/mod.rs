@@ -7,14 +7,26 @@
 pub mod errors;
 pub mod signer;
 
-use super::{metered, read_json, Gate};
+use super::{metered, read_json, Action, Gate, Limit, Provider};
 use crate::config::{ParamStyle, PolyvConfig};
 use crate::jobs::RegisterUserJob;
 use crate::secret::Secret;
 use crate::ProviderError;
 use serde_json::Value;
 
-const PROVIDER: &str = "polyv";
+/// add-custom-user.
+pub const ADD_CUSTOM_USER: Action = action("add-custom-user");
+/// get-custom-user.
+pub const GET_CUSTOM_USER: Action = action("get-custom-user");
+
+/// Every POLYV action counts against the provider's one limit.
+const fn action(name: &'static str) -> Action {
+    Action {
+        provider: Provider::Polyv,
+        name,
+        limit: Limit::Polyv,
+    }
+}
 
 /// A POLYV user as add-custom-user and get-custom-user return it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +77,7 @@ impl PolyvClient {
             ("saleId", sale_id.as_deref()),
         ];
         let data = self
-            .call("add-custom-user", reqwest::Method::POST, &params)
+            .call(ADD_CUSTOM_USER, reqwest::Method::POST, &params)
             .await?;
         Ok(user_from(&data))
     }
@@ -74,7 +86,7 @@ impl PolyvClient {
     pub async fn get_custom_user(&self, email: &str) -> Result<Option<PolyvUser>, ProviderError> {
         let params = [("email", Some(email))];
         match self
-            .call("get-custom-user", reqwest::Method::GET, &params)
+            .call(GET_CUSTOM_USER, reqwest::Method::GET, &params)
             .await
         {
             Ok(data) => Ok(Some(user_from(&data))),
@@ -89,17 +101,11 @@ impl PolyvClient {
 
     async fn call(
         &self,
-        action: &'static str,
+        action: Action,
         method: reqwest::Method,
         params: &[(&str, Option<&str>)],
     ) -> Result<Value, ProviderError> {
-        metered(
-            &self.gate,
-            PROVIDER,
-            action,
-            self.send(action, method, params),
-        )
-        .await
+        metered(&self.gate, action, self.send(action.name, method, params)).await
     }
 
     async fn send(

@@ -1,7 +1,7 @@
 //! Tencent Cloud error codes mapped onto [`ProviderError`] classes, exactly as PROVIDERS.md
 //! lists them for the partner API.
 
-use crate::ProviderError;
+use crate::{ProviderError, ThrottledBy};
 use std::time::Duration;
 
 /// Wait after `RequestLimitExceeded` (the provider gives no figure).
@@ -10,12 +10,6 @@ pub const THROTTLE_WAIT: Duration = Duration::from_secs(1);
 /// Wait after the one-code-per-60-seconds rule.
 pub const RESEND_WAIT: Duration = Duration::from_secs(60);
 
-/// Whether a throttling code limits one phone number rather than the whole provider: such
-/// an answer defers that job only and must not pause every worker.
-pub fn is_per_phone_limit(code: &str) -> bool {
-    code.starts_with("FailedOperation.SendVerifyCodeLimit")
-}
-
 /// Classifies one error answer.
 pub fn classify(code: &str, message: &str) -> ProviderError {
     match code {
@@ -23,16 +17,12 @@ pub fn classify(code: &str, message: &str) -> ProviderError {
         // A clock problem, not a credential one: the next attempt is signed afresh.
         "AuthFailure.SignatureExpire" => ProviderError::transient(code, message),
         c if c == "RequestLimitExceeded" || c.starts_with("RequestLimitExceeded.") => {
-            ProviderError::Throttled {
-                code: code.to_string(),
-                retry_after: THROTTLE_WAIT,
-            }
+            ProviderError::throttled(ThrottledBy::Provider, code, THROTTLE_WAIT)
         }
+        // One code per phone per 60 seconds: a rule about one phone, so it defers this job
+        // only and must not pause every worker.
         "FailedOperation.SendVerifyCodeLimit" | "FailedOperation.SendVerifyCodeLimit60" => {
-            ProviderError::Throttled {
-                code: code.to_string(),
-                retry_after: RESEND_WAIT,
-            }
+            ProviderError::throttled(ThrottledBy::PerPhoneRule, code, RESEND_WAIT)
         }
         "FailedOperation.VerificationCodeIllegal" => ProviderError::CodeRejected {
             code: code.to_string(),
@@ -77,7 +67,8 @@ mod tests {
             classify("FailedOperation.SendVerifyCodeLimit60", ""),
             ProviderError::Throttled {
                 code: "FailedOperation.SendVerifyCodeLimit60".into(),
-                retry_after: RESEND_WAIT
+                retry_after: RESEND_WAIT,
+                by: ThrottledBy::PerPhoneRule,
             }
         );
     }

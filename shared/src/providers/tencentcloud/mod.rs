@@ -8,7 +8,7 @@
 pub mod errors;
 pub mod signer;
 
-use super::{metered, read_json, Gate};
+use super::{metered, read_json, Action, Gate, Limit, Provider};
 use crate::config::TencentCloudConfig;
 use crate::jobs::CreateAccountJob;
 use crate::secret::Secret;
@@ -16,7 +16,21 @@ use crate::ProviderError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-const PROVIDER: &str = "tencentcloud";
+/// CreateAccount (both phases), 5/s by default.
+pub const CREATE_ACCOUNT: Action = action("CreateAccount", Limit::CreateAccount);
+/// SendVerifyCode.
+pub const SEND_VERIFY_CODE: Action = action("SendVerifyCode", Limit::SendVerifyCode);
+/// GetCountryCodes.
+pub const GET_COUNTRY_CODES: Action = action("GetCountryCodes", Limit::GetCountryCodes);
+
+/// Tencent Cloud limits each action on its own.
+const fn action(name: &'static str, limit: Limit) -> Action {
+    Action {
+        provider: Provider::TencentCloud,
+        name,
+        limit,
+    }
+}
 /// The credential-scope service: fixed, not taken from the host.
 pub const SERVICE: &str = "intlpartnersmgt";
 /// The API version every request names.
@@ -134,7 +148,7 @@ impl TencentCloudClient {
                 params[name] = Value::String(v.clone());
             }
         }
-        let resp = self.call("CreateAccount", &params).await?;
+        let resp = self.call(CREATE_ACCOUNT, &params).await?;
         Ok(match resp.get("Uin") {
             Some(Value::String(uin)) if !uin.is_empty() => {
                 CreateAccountOutcome::Created { uin: uin.clone() }
@@ -153,12 +167,12 @@ impl TencentCloudClient {
         phone_num: &str,
     ) -> Result<(), ProviderError> {
         let params = json!({"CountryCode": country_code, "PhoneNum": phone_num});
-        self.call("SendVerifyCode", &params).await.map(drop)
+        self.call(SEND_VERIFY_CODE, &params).await.map(drop)
     }
 
     /// GetCountryCodes: the calling codes and ISO areas the provider knows.
     pub async fn get_country_codes(&self) -> Result<Vec<CountryCode>, ProviderError> {
-        let resp = self.call("GetCountryCodes", &json!({})).await?;
+        let resp = self.call(GET_COUNTRY_CODES, &json!({})).await?;
         let data = resp
             .get("Data")
             .cloned()
@@ -167,8 +181,8 @@ impl TencentCloudClient {
             .map_err(|e| ProviderError::transient("BadBody", format!("GetCountryCodes: {e}")))
     }
 
-    async fn call(&self, action: &'static str, params: &Value) -> Result<Value, ProviderError> {
-        metered(&self.gate, PROVIDER, action, self.send(action, params)).await
+    async fn call(&self, action: Action, params: &Value) -> Result<Value, ProviderError> {
+        metered(&self.gate, action, self.send(action.name, params)).await
     }
 
     async fn send(&self, action: &str, params: &Value) -> Result<Value, ProviderError> {

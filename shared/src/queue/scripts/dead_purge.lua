@@ -1,5 +1,5 @@
 -- Deletes a dead job for good (record and idempotency key). ARGV[6] = id.
--- Returns {'purged'} or {'wrong_state', state}.
+-- Returns {'ok'} or {'wrong_state', state} (state 'missing' when there is no such job).
 local id = ARGV[6]
 local key = job_key(id)
 local f = redis.call('HMGET', key, 'state', 'idem')
@@ -9,4 +9,4 @@ redis.call('ZREM', prefix .. 'dead', id)
 redis.call('DEL', key)
 if f[2] and f[2] ~= '' then redis.call('DEL', prefix .. 'idem:' .. f[2]) end
 emit(id, 'purged')
-return {'purged'}
+return {'ok'}

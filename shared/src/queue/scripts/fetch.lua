@@ -32,7 +32,7 @@ for _, id in ipairs(expired) do
   if f[1] == 'running' then
     redis.call('HSET', key, 'uncertain', 1, 'token', '', 'updated_ms', now)
     if tonumber(f[2]) >= tonumber(f[3]) then
-      to_dead(id, cjson.encode({class = 'transient', code = 'LeaseExpired',
+      to_dead(id, cjson.encode({class = 'lease_expired', code = 'LeaseExpired',
         message = 'lease expired on the last allowed attempt; attempts used up'}))
     else
       redis.call('HSET', key, 'state', 'queued')

@@ -7,9 +7,8 @@
 //! job) most of what Redis spent on a drained job. An idle worker loses nothing: a lone
 //! success finds no batch in flight and is written at once.
 
-use super::record::AckStatus;
-use super::store::{JobStore, QueueError};
-use crate::jobs::JobKind;
+use onboard_shared::jobs::JobKind;
+use onboard_shared::queue::{AckStatus, JobStore, QueueError};
 use std::sync::OnceLock;
 use tokio::sync::{mpsc, oneshot};
 

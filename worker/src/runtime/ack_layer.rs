@@ -9,65 +9,18 @@
 
 use super::ack_batcher::AckBatcher;
 use super::outcome::{JobOutcome, OutcomePolicy};
-use super::record::{Ack, AckStatus, ClaimedJob};
-use super::store::JobStore;
-use crate::jobs::JobKind;
+use super::slots::Slots;
 use apalis_core::error::BoxDynError;
 use apalis_core::task::Task;
 use futures::future::BoxFuture;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use onboard_shared::jobs::JobKind;
+use onboard_shared::queue::{Ack, AckStatus, ClaimedJob, JobStore};
+use onboard_shared::ErrorClass;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tower::{Layer, Service};
-
-/// The worker's concurrency slots, shared by the fetcher (takes) and the layer (releases),
-/// so the fetcher never claims more jobs than can start at once.
-#[derive(Debug)]
-pub struct Slots {
-    capacity: usize,
-    in_flight: AtomicUsize,
-    freed: Notify,
-}
-
-impl Slots {
-    /// `capacity` slots, all free.
-    pub fn new(capacity: usize) -> Self {
-        Slots {
-            capacity,
-            in_flight: AtomicUsize::new(0),
-            freed: Notify::new(),
-        }
-    }
-
-    /// Free slots now.
-    pub fn free(&self) -> usize {
-        self.capacity
-            .saturating_sub(self.in_flight.load(Ordering::Acquire))
-    }
-
-    /// Takes one slot.
-    pub fn take(&self) {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Gives one slot back and wakes the fetcher.
-    pub fn release(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.freed.notify_one();
-    }
-
-    /// Resolves when a slot is released (or was released since the last call).
-    pub async fn freed(&self) {
-        self.freed.notified().await
-    }
-
-    /// Jobs running or handed to the worker.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
-    }
-}
 
 /// See the module documentation.
 #[derive(Clone)]
@@ -169,7 +122,7 @@ fn attempt_label(ack: &Ack) -> &'static str {
         } => "outcome_unknown",
         Ack::Retry { .. } => "transient",
         Ack::Defer { .. } => "throttled",
-        Ack::Dead(e) if e.class == "permanent" => "permanent",
+        Ack::Dead(e) if e.class == ErrorClass::Permanent => "permanent",
         Ack::Dead(_) => "dead",
         Ack::CodeRejected { .. } => "code_rejected",
         Ack::Release => "released",

@@ -1,11 +1,11 @@
 //! What a job handler returns, and how the acknowledgement layer turns it into an [`Ack`]:
 //! the one place where error classes become queue decisions.
 
-use super::record::{Ack, ClaimedJob, CodePhase, ErrorRecord};
-use super::store::now_ms;
-use crate::config::QueueConfig;
-use crate::{ErrorClass, ProviderError};
 use backon::{BackoffBuilder, ExponentialBuilder};
+use onboard_shared::clock::now_ms;
+use onboard_shared::config::QueueConfig;
+use onboard_shared::queue::{Ack, ClaimedJob, CodePhase, ErrorRecord};
+use onboard_shared::ProviderError;
 use std::time::Duration;
 
 /// How many wrong verify codes a `create-account` job survives.
@@ -97,29 +97,31 @@ impl OutcomePolicy {
             JobFailure::Dead(record) => Ack::Dead(record),
             JobFailure::Provider(err) => {
                 let error = ErrorRecord::from_provider(&err);
-                match err.class() {
-                    ErrorClass::Transient | ErrorClass::OutcomeUnknown => Ack::Retry {
+                match err {
+                    ProviderError::Transient { .. } => Ack::Retry {
                         delay_ms: self.retry_delay(job.attempt).as_millis() as u64,
                         error,
-                        uncertain: err.class() == ErrorClass::OutcomeUnknown,
+                        uncertain: false,
                     },
-                    ErrorClass::Throttled => Ack::Defer {
-                        delay_ms: match &err {
-                            ProviderError::Throttled { retry_after, .. } => {
-                                retry_after.as_millis().max(1) as u64
-                            }
-                            _ => 1_000,
-                        },
+                    ProviderError::OutcomeUnknown { .. } => Ack::Retry {
+                        delay_ms: self.retry_delay(job.attempt).as_millis() as u64,
+                        error,
+                        uncertain: true,
+                    },
+                    ProviderError::Throttled { retry_after, .. } => Ack::Defer {
+                        delay_ms: retry_after.as_millis().max(1) as u64,
                         error,
                     },
-                    ErrorClass::CodeRejected if job.phase == CodePhase::Verify => {
+                    ProviderError::CodeRejected { .. } if job.phase == CodePhase::Verify => {
                         Ack::CodeRejected {
                             deadline_ms: self.code_deadline(),
                             max_failures: MAX_CODE_FAILURES,
                             error,
                         }
                     }
-                    ErrorClass::CodeRejected | ErrorClass::Permanent => Ack::Dead(error),
+                    ProviderError::CodeRejected { .. } | ProviderError::Permanent { .. } => {
+                        Ack::Dead(error)
+                    }
                 }
             }
         }

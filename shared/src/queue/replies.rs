@@ -1,0 +1,395 @@
+//! Every script's reply, decoded once into a typed value. Each script's header comment
+//! (in `scripts/*.lua`) documents its reply; the decoder of that reply here is the only
+//! Rust code that knows its shape and the strings in it.
+
+use super::ack::AckStatus;
+use super::claimed::CodePhase;
+use super::options::Enqueued;
+use super::store::QueueError;
+use crate::jobs::JobKind;
+use redis::Value;
+
+fn protocol(what: impl Into<String>) -> QueueError {
+    QueueError::Protocol(what.into())
+}
+
+pub(super) fn value_bytes(v: &Value) -> Result<Vec<u8>, QueueError> {
+    match v {
+        Value::BulkString(b) => Ok(b.clone()),
+        Value::SimpleString(s) => Ok(s.as_bytes().to_vec()),
+        Value::Int(i) => Ok(i.to_string().into_bytes()),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(protocol(format!("expected bytes, got {other:?}"))),
+    }
+}
+
+pub(super) fn value_string(v: &Value) -> Result<String, QueueError> {
+    String::from_utf8(value_bytes(v)?).map_err(|_| protocol("non-UTF-8 text"))
+}
+
+pub(super) fn value_u64(v: &Value) -> Result<u64, QueueError> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).map_err(|_| protocol(format!("negative number {i}"))),
+        other => value_string(other)?
+            .parse()
+            .map_err(|_| protocol(format!("expected a number, got {other:?}"))),
+    }
+}
+
+fn first_str(reply: &[Value]) -> Result<String, QueueError> {
+    reply
+        .first()
+        .map(value_string)
+        .transpose()?
+        .ok_or_else(|| protocol("empty script reply"))
+}
+
+/// A job waiting on another, as the parent's `deps:<id>` set names it: `kind|id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ChildRef {
+    pub kind: JobKind,
+    pub id: String,
+}
+
+impl ChildRef {
+    /// How a child is written into its parent's set.
+    pub(super) fn encode(kind: JobKind, id: &str) -> String {
+        format!("{}|{id}", kind.as_str())
+    }
+
+    /// `None` for a member that is not `kind|id` (it is skipped: nothing can resolve it).
+    fn decode(v: &Value) -> Option<ChildRef> {
+        let text = value_string(v).ok()?;
+        let (kind, id) = text.split_once('|')?;
+        Some(ChildRef {
+            kind: kind.parse().ok()?,
+            id: id.to_string(),
+        })
+    }
+}
+
+fn children(values: &[Value]) -> Vec<ChildRef> {
+    values.iter().filter_map(ChildRef::decode).collect()
+}
+
+/// `enqueue.lua`: per job, the id that stands for it and 1 when it was a duplicate.
+pub(super) fn enqueued(reply: &[Value], jobs: usize) -> Result<Vec<Enqueued>, QueueError> {
+    if reply.len() != jobs * 2 {
+        return Err(protocol("enqueue reply length"));
+    }
+    reply
+        .chunks(2)
+        .map(|pair| {
+            Ok(Enqueued {
+                id: value_string(&pair[0])?,
+                duplicate: value_u64(&pair[1])? == 1,
+            })
+        })
+        .collect()
+}
+
+/// One job of a `fetch.lua` reply whose fields decoded.
+#[derive(Debug)]
+pub(super) struct FetchedRow {
+    pub id: String,
+    pub token: String,
+    /// Ciphertext.
+    pub payload: Vec<u8>,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub uncertain: bool,
+    pub phase: CodePhase,
+    /// Ciphertext of the supplied verify code; empty when none.
+    pub code: Vec<u8>,
+    pub code_failures: u32,
+}
+
+/// One job of a `fetch.lua` reply that was claimed but cannot be run as it stands.
+#[derive(Debug)]
+pub(super) struct MalformedRow {
+    pub id: String,
+    pub token: String,
+    pub reason: String,
+}
+
+/// `fetch.lua`.
+#[derive(Debug)]
+pub(super) struct FetchReply {
+    /// When to look again even if nobody wakes the fetcher (Unix ms).
+    pub next_wake_ms: u64,
+    pub rows: Vec<Result<FetchedRow, MalformedRow>>,
+}
+
+/// Values per claimed job in a `fetch.lua` reply.
+const FETCH_ROW_LEN: usize = 9;
+
+impl FetchReply {
+    pub(super) fn decode(reply: &[Value]) -> Result<FetchReply, QueueError> {
+        let [next_wake, n, rows @ ..] = reply else {
+            return Err(protocol("fetch reply too short"));
+        };
+        let n = value_u64(n)? as usize;
+        if rows.len() != n * FETCH_ROW_LEN {
+            return Err(protocol("fetch reply length"));
+        }
+        Ok(FetchReply {
+            next_wake_ms: value_u64(next_wake)?,
+            rows: rows
+                .chunks(FETCH_ROW_LEN)
+                .map(FetchedRow::decode)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl FetchedRow {
+    /// The order `fetch.lua` writes a claimed job's fields in. A job whose id or token is
+    /// unreadable fails the reply (a bug); any other bad field makes that job malformed.
+    fn decode(f: &[Value]) -> Result<Result<FetchedRow, MalformedRow>, QueueError> {
+        let [id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures] = f
+        else {
+            return Err(protocol("fetch row length"));
+        };
+        let (id, token) = (value_string(id)?, value_string(token)?);
+        let number = |name: &str, v: &Value| -> Result<u32, String> {
+            value_u64(v)
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| format!("field `{name}` of the job record is not a number"))
+        };
+        let row = (|| {
+            Ok(FetchedRow {
+                payload: value_bytes(payload).map_err(|e| e.to_string())?,
+                attempt: number("attempts", attempts)?,
+                max_attempts: number("max_attempts", max_attempts)?,
+                uncertain: number("uncertain", uncertain)? == 1,
+                phase: match value_string(phase).map_err(|e| e.to_string())?.as_str() {
+                    "verify" => CodePhase::Verify,
+                    _ => CodePhase::Send,
+                },
+                code: value_bytes(code).map_err(|e| e.to_string())?,
+                code_failures: number("code_failures", code_failures)?,
+                id: id.clone(),
+                token: token.clone(),
+            })
+        })();
+        Ok(row.map_err(|reason| MalformedRow { id, token, reason }))
+    }
+}
+
+/// `ack.lua` and `quarantine.lua` (one job), `ack_succeeded.lua` (per job).
+#[derive(Debug)]
+pub(super) struct AckReply {
+    pub status: AckStatus,
+    /// Jobs waiting on this one, to resolve in their own queues (when it ended).
+    pub dependents: Vec<ChildRef>,
+}
+
+fn ack_status(label: &str) -> Result<AckStatus, QueueError> {
+    Ok(match label {
+        "succeeded" => AckStatus::Succeeded,
+        "retry" => AckStatus::Retry,
+        "deferred" => AckStatus::Deferred,
+        "dead" => AckStatus::Dead,
+        "awaiting_code" => AckStatus::AwaitingCode,
+        "released" => AckStatus::Released,
+        "stale" => AckStatus::Stale,
+        other => return Err(protocol(format!("ack answered {other}"))),
+    })
+}
+
+impl AckReply {
+    /// `{status, dependent refs...}`.
+    pub(super) fn decode(reply: &[Value]) -> Result<AckReply, QueueError> {
+        Ok(AckReply {
+            status: ack_status(&first_str(reply)?)?,
+            dependents: children(&reply[1..]),
+        })
+    }
+
+    /// Per job `status, number of dependents, dependent refs...`, for `jobs` jobs.
+    pub(super) fn decode_batch(reply: &[Value], jobs: usize) -> Result<Vec<AckReply>, QueueError> {
+        let short = || protocol("ack_succeeded reply too short");
+        let mut rest = reply;
+        let mut out = Vec::with_capacity(jobs);
+        for _ in 0..jobs {
+            let [status, count, tail @ ..] = rest else {
+                return Err(short());
+            };
+            let count = value_u64(count)? as usize;
+            let (deps, tail) = tail.split_at_checked(count).ok_or_else(short)?;
+            rest = tail;
+            out.push(AckReply {
+                status: ack_status(&value_string(status)?)?,
+                dependents: children(deps),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `add_dependent.lua`: where the parent stands.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum ParentState {
+    /// Not ended: the child was registered and will be resolved when it ends.
+    Pending,
+    Succeeded,
+    /// Ended without success, in this state.
+    Failed(String),
+    Missing,
+}
+
+impl ParentState {
+    pub(super) fn decode(reply: &[Value]) -> Result<ParentState, QueueError> {
+        Ok(match first_str(reply)?.as_str() {
+            "pending" => ParentState::Pending,
+            "succeeded" => ParentState::Succeeded,
+            "failed" => ParentState::Failed(
+                reply
+                    .get(1)
+                    .map(value_string)
+                    .transpose()?
+                    .unwrap_or_default(),
+            ),
+            "missing" => ParentState::Missing,
+            other => return Err(protocol(format!("add_dependent answered {other}"))),
+        })
+    }
+}
+
+/// A script's answer to a request about one job: done, or refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict<T> {
+    Done(T),
+    /// No such job.
+    NotFound,
+    /// The job's state does not allow it.
+    WrongState(String),
+}
+
+/// `{'wrong_state', state}` (state `missing` for no job), or the script's own answer.
+fn refusal<T>(reply: &[Value]) -> Result<Option<Verdict<T>>, QueueError> {
+    if first_str(reply)? != "wrong_state" {
+        return Ok(None);
+    }
+    let state = reply
+        .get(1)
+        .map(value_string)
+        .transpose()?
+        .unwrap_or_default();
+    Ok(Some(if state == "missing" {
+        Verdict::NotFound
+    } else {
+        Verdict::WrongState(state)
+    }))
+}
+
+/// `{'ok'}` or a refusal: `supply_code.lua`, `resend_code.lua`, `dead_purge.lua`.
+pub(super) fn done(reply: &[Value]) -> Result<Verdict<()>, QueueError> {
+    if let Some(refused) = refusal(reply)? {
+        return Ok(refused);
+    }
+    match first_str(reply)?.as_str() {
+        "ok" => Ok(Verdict::Done(())),
+        other => Err(protocol(format!("script answered {other}"))),
+    }
+}
+
+/// Where `dead_retry.lua` sent a dead job.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Revived {
+    Queued,
+    /// Back to waiting on this parent.
+    Waiting(String),
+}
+
+/// `{'queued'}`, `{'waiting', parent}` or a refusal.
+pub(super) fn revived(reply: &[Value]) -> Result<Verdict<Revived>, QueueError> {
+    if let Some(refused) = refusal(reply)? {
+        return Ok(refused);
+    }
+    match first_str(reply)?.as_str() {
+        "queued" => Ok(Verdict::Done(Revived::Queued)),
+        "waiting" => Ok(Verdict::Done(Revived::Waiting(value_string(
+            reply
+                .get(1)
+                .ok_or_else(|| protocol("dead_retry: no parent"))?,
+        )?))),
+        other => Err(protocol(format!("dead_retry answered {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_bad_number_makes_one_row_malformed_not_the_reply() {
+        let row = |attempts: &str| {
+            vec![
+                s("cust_1"),
+                s("payload"),
+                s(attempts),
+                s("3"),
+                s("tok"),
+                s("0"),
+                s(""),
+                s(""),
+                s("0"),
+            ]
+        };
+        let mut reply = vec![Value::Int(5), Value::Int(2)];
+        reply.extend(row("1"));
+        reply.extend(row("x"));
+        let fetched = FetchReply::decode(&reply).unwrap();
+        assert_eq!(fetched.next_wake_ms, 5);
+        assert_eq!(fetched.rows[0].as_ref().unwrap().attempt, 1);
+        let bad = fetched.rows[1].as_ref().unwrap_err();
+        assert_eq!((bad.id.as_str(), bad.token.as_str()), ("cust_1", "tok"));
+        assert!(bad.reason.contains("attempts"), "{}", bad.reason);
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(done(&[s("ok")]).unwrap(), Verdict::Done(()));
+        assert_eq!(
+            done(&[s("wrong_state"), s("missing")]).unwrap(),
+            Verdict::NotFound
+        );
+        assert_eq!(
+            revived(&[s("wrong_state"), s("queued")]).unwrap(),
+            Verdict::WrongState("queued".into())
+        );
+        assert_eq!(
+            revived(&[s("waiting"), s("cust_1")]).unwrap(),
+            Verdict::Done(Revived::Waiting("cust_1".into()))
+        );
+    }
+
+    #[test]
+    fn ack_batches_carry_their_dependents() {
+        let reply = [
+            s("succeeded"),
+            Value::Int(2),
+            s("bind-devices|bind_1"),
+            s("garbage"),
+            s("stale"),
+            Value::Int(0),
+        ];
+        let acks = AckReply::decode_batch(&reply, 2).unwrap();
+        assert_eq!(acks[0].status, AckStatus::Succeeded);
+        assert_eq!(
+            acks[0].dependents,
+            [ChildRef {
+                kind: JobKind::BindDevices,
+                id: "bind_1".into()
+            }]
+        );
+        assert_eq!(acks[1].status, AckStatus::Stale);
+        assert!(AckReply::decode_batch(&reply, 3).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Claiming work: fetch a batch of due jobs under leases, decode them, quarantine what
+//! does not decode, and renew a running job's lease. `fetch.lua` also promotes due
+//! scheduled jobs and takes back jobs whose lease expired, whoever held them.
+
+use super::{JobStore, QueueError};
+use crate::jobs::{Job, JobKind};
+use crate::queue::claimed::ClaimedJob;
+use crate::queue::error_record::ErrorRecord;
+use crate::queue::keys::QueueKeys;
+use crate::queue::replies::{AckReply, FetchReply, FetchedRow, MalformedRow};
+use crate::queue::scripts;
+use crate::secret::Secret;
+use crate::ErrorClass;
+
+/// A batch claimed by [`JobStore::fetch`].
+#[derive(Debug)]
+pub struct Fetched {
+    /// Decoded, leased jobs.
+    pub jobs: Vec<ClaimedJob>,
+    /// Jobs whose payload did not decode; already moved to the dead-letter set.
+    pub quarantined: usize,
+    /// When the caller should look again even if nothing wakes it (Unix ms).
+    pub next_wake_ms: u64,
+}
+
+impl JobStore {
+    /// Claims up to `batch` due jobs of `kind`, leased for the configured lease. Jobs whose
+    /// payload does not decode are quarantined here and not returned.
+    pub async fn fetch(
+        &self,
+        kind: JobKind,
+        batch: usize,
+        token_prefix: &str,
+    ) -> Result<Fetched, QueueError> {
+        let keys = QueueKeys::new(kind);
+        let mut inv = self.script(&scripts::FETCH, &keys);
+        inv.arg(batch.max(1))
+            .arg(self.cfg.queue.lease_ms)
+            .arg(token_prefix);
+        let reply = FetchReply::decode(&self.run_list(inv).await?)?;
+        let mut jobs = Vec::with_capacity(reply.rows.len());
+        let mut quarantined = 0;
+        for row in reply.rows {
+            match row.and_then(|row| self.decode_claim(kind, row)) {
+                Ok(job) => jobs.push(job),
+                Err(bad) => {
+                    quarantined += 1;
+                    self.quarantine(&keys, &bad).await?;
+                }
+            }
+        }
+        Ok(Fetched {
+            jobs,
+            quarantined,
+            next_wake_ms: reply.next_wake_ms,
+        })
+    }
+
+    /// Opens a claimed row's payload and code.
+    fn decode_claim(&self, kind: JobKind, row: FetchedRow) -> Result<ClaimedJob, MalformedRow> {
+        let bad = |reason: String| MalformedRow {
+            id: row.id.clone(),
+            token: row.token.clone(),
+            reason,
+        };
+        let plain = self
+            .cipher
+            .open(&row.payload)
+            .map_err(|e| bad(format!("payload: {e}")))?;
+        let job: Job = serde_json::from_slice(&plain)
+            .map_err(|e| bad(format!("payload does not decode: {e}")))?;
+        if job.kind() != kind {
+            return Err(bad(format!(
+                "payload is a {} job in the {kind} queue",
+                job.kind()
+            )));
+        }
+        let verify_code = if row.code.is_empty() {
+            None
+        } else {
+            let plain = self
+                .cipher
+                .open(&row.code)
+                .map_err(|e| bad(format!("verify code: {e}")))?;
+            let code = String::from_utf8(plain)
+                .map_err(|_| bad("verify code is not UTF-8".to_string()))?;
+            Some(Secret::new(code))
+        };
+        Ok(ClaimedJob {
+            id: row.id,
+            job,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            token: row.token,
+            uncertain: row.uncertain,
+            phase: row.phase,
+            verify_code,
+            code_failures: row.code_failures,
+        })
+    }
+
+    /// Moves a claimed job that cannot run to the dead-letter set, with the reason.
+    async fn quarantine(&self, keys: &QueueKeys, bad: &MalformedRow) -> Result<(), QueueError> {
+        tracing::warn!(job_id = %bad.id, kind = %keys.kind(), reason = %bad.reason, "quarantined an undecodable job");
+        let err = ErrorRecord::new(ErrorClass::Undecodable, "Undecodable", bad.reason.clone());
+        let mut inv = self.script(&scripts::QUARANTINE, keys);
+        inv.arg(&bad.id).arg(&bad.token).arg(err.to_json());
+        let reply = AckReply::decode(&self.run_list(inv).await?)?;
+        self.resolve_children(&bad.id, &reply.dependents, false)
+            .await
+    }
+
+    /// Extends a running job's lease. `false` means the lease was lost.
+    pub async fn renew(&self, kind: JobKind, id: &str, token: &str) -> Result<bool, QueueError> {
+        let keys = QueueKeys::new(kind);
+        let mut inv = self.script(&scripts::RENEW, &keys);
+        inv.arg(id).arg(token).arg(self.cfg.queue.lease_ms);
+        let renewed: i64 = self.run(inv).await?;
+        Ok(renewed == 1)
+    }
+}

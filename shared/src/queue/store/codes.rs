@@ -1,0 +1,44 @@
+//! Verify codes of `create-account` jobs: supplying one (at most once), sending a job back
+//! through phase 1 for a new one, and expiring jobs whose deadline passed.
+
+use super::{refused, JobStore, QueueError};
+use crate::jobs::JobKind;
+use crate::queue::keys::QueueKeys;
+use crate::queue::{replies, scripts};
+use crate::secret::Secret;
+
+impl JobStore {
+    /// Supplies the verify code to a job awaiting one; it resumes at most once.
+    pub async fn supply_code(&self, id: &str, code: &Secret) -> Result<(), QueueError> {
+        let well_formed =
+            code.expose().len() == 6 && code.expose().bytes().all(|b| b.is_ascii_digit());
+        if !well_formed {
+            return Err(QueueError::BadCode);
+        }
+        let keys = self.keys_for(id)?;
+        let mut inv = self.script(&scripts::SUPPLY_CODE, &keys);
+        inv.arg(id).arg(self.cipher.seal(code.expose().as_bytes()));
+        let verdict = replies::done(&self.run_list(inv).await?)?;
+        refused(id, verdict, "not awaiting a code")
+    }
+
+    /// Sends an `expired` or `awaiting_code` job back through phase 1 (a new code).
+    pub async fn resend_code(&self, id: &str) -> Result<(), QueueError> {
+        let keys = self.keys_for(id)?;
+        let mut inv = self.script(&scripts::RESEND_CODE, &keys);
+        inv.arg(id);
+        let verdict = replies::done(&self.run_list(inv).await?)?;
+        refused(
+            id,
+            verdict,
+            "only an expired or awaiting_code job can be sent a new code",
+        )
+    }
+
+    /// Moves jobs whose code deadline passed to `expired`; returns how many.
+    pub async fn expire_codes(&self, kind: JobKind) -> Result<u64, QueueError> {
+        let mut inv = self.script(&scripts::EXPIRE_CODES, &QueueKeys::new(kind));
+        inv.arg(self.cfg.queue.retention_secs.max(1));
+        self.run(inv).await
+    }
+}

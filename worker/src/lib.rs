@@ -1,0 +1,20 @@
+//! onboard-worker: runs provisioning jobs from the Redis queues against the providers.
+//!
+//! * [`runtime`]: apalis on our Redis backend: fetch into free slots, leases and their
+//!   renewal, acknowledgements (successes in batches), the outcome policy;
+//! * [`handlers`]: what one attempt of each job kind does against its provider;
+//! * [`launcher`]: the apalis `Monitor`, one worker per job kind;
+//! * [`sweeper`]: housekeeping every second (code deadlines, waiting children, gauges);
+//! * [`http`]: `/metrics`, `/healthz`, `/readyz`; [`catalogue`]: every metric, described;
+//! * [`telemetry`], logging.
+//!
+//! The binary (`main.rs`) wires them together and owns start-up and shutdown. The library
+//! target exists so the benchmark harness can run the same runtime in-process.
+
+pub mod catalogue;
+pub mod handlers;
+pub mod http;
+pub mod launcher;
+pub mod runtime;
+pub mod sweeper;
+pub mod telemetry;

@@ -1,0 +1,173 @@
+//! The apalis backend of one queue (APALIS.md): `poll_next` hands the worker the jobs the
+//! [`Fetcher`] claimed; its layer ([`AckLayer`]) runs each under its lease and records its
+//! outcome; `poll_close` hands claimed jobs that never started straight back to the queue.
+
+use super::ack_layer::AckLayer;
+use super::fetcher::Fetcher;
+use super::outcome::OutcomePolicy;
+use super::slots::Slots;
+use apalis_core::backend::{Backend, BackendConfig};
+use apalis_core::task::Task;
+use apalis_core::worker::context::WorkerContext;
+use futures::future::BoxFuture;
+use onboard_shared::jobs::JobKind;
+use onboard_shared::queue::{Ack, ClaimedJob, JobStore};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::{mpsc, watch};
+
+/// Never fails: Redis trouble is retried inside the backend.
+#[derive(Debug, thiserror::Error)]
+#[error("the redis backend does not fail")]
+pub struct NeverFails;
+
+/// Settings of one backend.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    /// Concurrent jobs of this worker (must match the worker's concurrency layer).
+    pub concurrency: usize,
+    /// Most jobs claimed per fetch.
+    pub batch: usize,
+    /// Set to `true` when running jobs must stop and be handed back (shutdown deadline).
+    pub hard_stop: watch::Receiver<bool>,
+}
+
+impl BackendSettings {
+    /// Settings for a worker of `concurrency` slots: claims at most 100 jobs per fetch
+    /// (one script call stays short), never more than the slots.
+    pub fn new(concurrency: usize, hard_stop: watch::Receiver<bool>) -> Self {
+        BackendSettings {
+            concurrency,
+            batch: concurrency.min(100),
+            hard_stop,
+        }
+    }
+}
+
+/// The backend of one queue for one apalis worker.
+pub struct RedisBackend {
+    kind: JobKind,
+    store: JobStore,
+    settings: BackendSettings,
+    slots: Arc<Slots>,
+    rx: Option<mpsc::UnboundedReceiver<ClaimedJob>>,
+    stop: watch::Sender<bool>,
+    fetcher: Option<tokio::task::JoinHandle<()>>,
+    closing: Option<BoxFuture<'static, ()>>,
+}
+
+impl RedisBackend {
+    /// A backend for the `kind` queue.
+    pub fn new(kind: JobKind, store: JobStore, settings: BackendSettings) -> Self {
+        let concurrency = settings.concurrency.max(1);
+        RedisBackend {
+            kind,
+            store,
+            settings,
+            slots: Arc::new(Slots::new(concurrency)),
+            rx: None,
+            stop: watch::channel(false).0,
+            fetcher: None,
+            closing: None,
+        }
+    }
+
+    fn start_fetcher(&mut self) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.rx = Some(rx);
+        let fetcher = Fetcher {
+            kind: self.kind,
+            store: self.store.clone(),
+            slots: self.slots.clone(),
+            batch: self.settings.batch.max(1),
+            tx,
+            stop: self.stop.subscribe(),
+        };
+        self.fetcher = Some(tokio::spawn(fetcher.run()));
+    }
+}
+
+impl Backend for RedisBackend {
+    type Task = Task<ClaimedJob>;
+    type Error = NeverFails;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _w: &WorkerContext,
+    ) -> Poll<Result<(), NeverFails>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _w: &WorkerContext,
+    ) -> Poll<Option<Result<Self::Task, NeverFails>>> {
+        if self.fetcher.is_none() {
+            self.start_fetcher();
+        }
+        let Some(rx) = self.rx.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match rx.poll_recv(cx) {
+            Poll::Ready(Some(job)) => Poll::Ready(Some(Ok(Task::new(job)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        _w: &WorkerContext,
+    ) -> Poll<Result<(), NeverFails>> {
+        if self.closing.is_none() {
+            let _ = self.stop.send(true);
+            let fetcher = self.fetcher.take();
+            let rx = self.rx.take();
+            let store = self.store.clone();
+            let kind = self.kind;
+            self.closing = Some(Box::pin(async move {
+                if let Some(f) = fetcher {
+                    let _ = f.await;
+                }
+                // Claimed but never started: straight back to the queue.
+                if let Some(mut rx) = rx {
+                    rx.close();
+                    while let Some(job) = rx.recv().await {
+                        if let Err(e) = store.ack(kind, &job.id, &job.token, &Ack::Release).await {
+                            tracing::warn!(job_id = %job.id, error = %e, "could not hand a job back; its lease will expire");
+                        }
+                    }
+                }
+            }));
+        }
+        match self.closing.as_mut() {
+            Some(f) => f.as_mut().poll(cx).map(|_| Ok(())),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl BackendConfig for RedisBackend {
+    type Args = ClaimedJob;
+    type Id = String;
+    type Kind = apalis_core::backend::finalize::Ephemeral;
+    type Config = JobKind;
+    type Layer = AckLayer;
+
+    fn config(&self) -> &JobKind {
+        &self.kind
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> AckLayer {
+        AckLayer::new(
+            self.store.clone(),
+            self.kind,
+            self.slots.clone(),
+            OutcomePolicy::new(&self.store.config().queue),
+            self.settings.hard_stop.clone(),
+        )
+    }
+}

@@ -1,0 +1,52 @@
+//! The worker's concurrency slots for one queue, shared by the fetcher (takes) and the ack
+//! layer (releases), so the fetcher never claims more jobs than can start at once: a
+//! claimed job that waits for a slot would let its lease run down.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Notify;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Slots {
+    capacity: usize,
+    in_flight: AtomicUsize,
+    freed: Notify,
+}
+
+impl Slots {
+    /// `capacity` slots, all free.
+    pub fn new(capacity: usize) -> Self {
+        Slots {
+            capacity,
+            in_flight: AtomicUsize::new(0),
+            freed: Notify::new(),
+        }
+    }
+
+    /// Free slots now.
+    pub fn free(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.in_flight.load(Ordering::Acquire))
+    }
+
+    /// Takes one slot.
+    pub fn take(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Gives one slot back and wakes the fetcher.
+    pub fn release(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.freed.notify_one();
+    }
+
+    /// Resolves when a slot is released (or was released since the last call).
+    pub async fn freed(&self) {
+        self.freed.notified().await
+    }
+
+    /// Jobs running or handed to the worker.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
