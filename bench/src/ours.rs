@@ -22,10 +22,11 @@ async fn noop(_job: ClaimedJob, probe: Data<Probe>) -> Result<JobOutcome, JobFai
 pub fn start_worker(store: &JobStore, kind: JobKind, concurrency: usize, probe: Probe) -> Running {
     // Never set: the bench stops its workers gracefully.
     let (hard_stop_tx, hard_stop) = watch::channel(false);
+    let (shutdown_tx, shutdown) = watch::channel(false);
     let backend = RedisBackend::new(
         kind,
         store.clone(),
-        BackendSettings::new(concurrency, hard_stop),
+        BackendSettings::new(concurrency, shutdown, hard_stop),
     );
     let worker = WorkerBuilder::new(format!("bench-{kind}"))
         .backend(backend)
@@ -36,7 +37,7 @@ pub fn start_worker(store: &JobStore, kind: JobKind, concurrency: usize, probe: 
         .build(noop);
     Running::spawn(move |stop| async move {
         let result = worker.run_with_ctx(until(stop)).await;
-        drop(hard_stop_tx);
+        drop((hard_stop_tx, shutdown_tx));
         result
     })
 }

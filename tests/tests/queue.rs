@@ -1,7 +1,6 @@
 //! The queue store against a real redis-server: enqueue, idempotency, fetch/lease, acks,
 //! retries and their limits, deferrals, quarantine, dependencies, codes, dead letters.
 
-use onboard_shared::clock::now_ms;
 use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::*;
 use onboard_shared::queue::*;
@@ -50,6 +49,21 @@ fn bind(id: &str) -> Job {
             device_id: "P1/d1".into(),
             product_name: "lamp".into(),
         }],
+    })
+}
+
+fn account() -> Job {
+    Job::CreateAccount(CreateAccountJob {
+        account_type: AccountType::Personal,
+        mail: "a@example.com".into(),
+        password: Secret::new("Abc123!x"),
+        confirm_password: Secret::new("Abc123!x"),
+        phone_num: "12345678".into(),
+        country_code: "852".into(),
+        area: "HK".into(),
+        extended: None,
+        trade_one: None,
+        trade_two: None,
     })
 }
 
@@ -545,19 +559,7 @@ async fn dependents_wait_then_run_or_die_with_their_parent() {
 async fn verify_code_resumes_once() {
     let redis = RedisServer::start();
     let s = store(&redis).await;
-    let job = Job::CreateAccount(CreateAccountJob {
-        account_type: AccountType::Personal,
-        mail: "a@example.com".into(),
-        password: Secret::new("Abc123!x"),
-        confirm_password: Secret::new("Abc123!x"),
-        phone_num: "12345678".into(),
-        country_code: "852".into(),
-        area: "HK".into(),
-        extended: None,
-        trade_one: None,
-        trade_two: None,
-    });
-    let e = s.enqueue(&job, &Default::default()).await.unwrap();
+    let e = s.enqueue(&account(), &Default::default()).await.unwrap();
     let j = s
         .fetch(JobKind::CreateAccount, 1, "t")
         .await
@@ -565,17 +567,12 @@ async fn verify_code_resumes_once() {
         .jobs
         .remove(0);
     assert_eq!(j.phase, CodePhase::Send);
-    let bad = s
-        .supply_code(&e.id, &Secret::new("123456"))
-        .await
-        .unwrap_err();
-    assert!(bad.to_string().contains("is running"), "{bad}");
     s.ack(
         JobKind::CreateAccount,
         &j.id,
         &j.token,
         &Ack::AwaitCode {
-            deadline_ms: now_ms() + 60_000,
+            code_lifetime_ms: 60_000,
             masked_phone: "****5678".into(),
         },
     )
@@ -603,4 +600,55 @@ async fn verify_code_resumes_once() {
         .remove(0);
     assert_eq!(j.phase, CodePhase::Verify);
     assert_eq!(j.verify_code.unwrap().expose(), "654321");
+}
+
+#[tokio::test]
+async fn a_code_supplied_while_phase_one_finishes_is_used_when_it_ends() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let e = s.enqueue(&account(), &Default::default()).await.unwrap();
+    let j = s
+        .fetch(JobKind::CreateAccount, 1, "t")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!(j.phase, CodePhase::Send);
+    // Phase 1 is running: the provider may have texted already. The code is kept...
+    s.supply_code(&e.id, &Secret::new("112233")).await.unwrap();
+    // ...once: a second code before it is used is refused, naming the state.
+    let again = s
+        .supply_code(&e.id, &Secret::new("445566"))
+        .await
+        .unwrap_err();
+    assert!(
+        again
+            .to_string()
+            .contains("running, with a code already waiting"),
+        "{again}"
+    );
+    // Phase 1 ends: the job goes straight on with the early code, no awaiting_code.
+    s.ack(
+        JobKind::CreateAccount,
+        &j.id,
+        &j.token,
+        &Ack::AwaitCode {
+            code_lifetime_ms: 60_000,
+            masked_phone: "****5678".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.status(&e.id, false).await.unwrap().state,
+        JobState::Queued
+    );
+    let j = s
+        .fetch(JobKind::CreateAccount, 1, "t")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!(j.phase, CodePhase::Verify);
+    assert_eq!(j.verify_code.unwrap().expose(), "112233");
 }

@@ -65,6 +65,10 @@ pub fn register() {
         "create-account jobs suspended until a verify code is supplied"
     );
     describe_counter!(
+        "onboard_sweeper_errors_total",
+        "Housekeeping rounds that failed (after 3 in a row /readyz answers 503)"
+    );
+    describe_counter!(
         "onboard_worker_leases_renewed_total",
         "Job leases renewed while a job ran"
     );
@@ -93,5 +97,6 @@ pub fn register() {
             .increment(0);
     }
     metrics::counter!("onboard_worker_leases_renewed_total").increment(0);
+    metrics::counter!("onboard_sweeper_errors_total").increment(0);
     metrics::gauge!("onboard_awaiting_code_jobs").set(0.0);
 }

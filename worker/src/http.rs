@@ -1,6 +1,7 @@
 //! The worker's HTTP listener: `/metrics` (Prometheus), `/healthz` (alive) and `/readyz`
-//! (Redis reachable and workers running; 503 otherwise).
+//! (Redis reachable, workers running and housekeeping not failing; 503 otherwise).
 
+use crate::sweeper::SweeperHealth;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -19,6 +20,8 @@ pub struct HttpState {
     pub store: JobStore,
     /// False once shutdown began.
     pub running: Arc<AtomicBool>,
+    /// Whether housekeeping keeps failing.
+    pub sweeper: Arc<SweeperHealth>,
 }
 
 /// The router.
@@ -41,7 +44,11 @@ async fn ready(State(s): State<HttpState>) -> (StatusCode, &'static str) {
     let mut conn = s.store.connection();
     let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
     match ping {
-        Ok(_) => (StatusCode::OK, "ready\n"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n"),
+        Ok(_) if s.sweeper.failing() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "housekeeping failing (see onboard_sweeper_errors_total and the log)\n",
+        ),
+        Ok(_) => (StatusCode::OK, "ready\n"),
     }
 }

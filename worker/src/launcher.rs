@@ -35,6 +35,7 @@ pub fn monitor(
     cfg: &Config,
     store: JobStore,
     runner: Runner,
+    shutdown: watch::Receiver<bool>,
     hard_stop: watch::Receiver<bool>,
 ) -> Monitor {
     let grace = Duration::from_millis(cfg.queue.shutdown_grace_ms);
@@ -49,9 +50,10 @@ pub fn monitor(
         let store = store.clone();
         let runner = runner.clone();
         let hard_stop = hard_stop.clone();
+        let shutdown = shutdown.clone();
         let name = format!("{kind}@{instance}");
         monitor = monitor.register(move |_| {
-            let settings = BackendSettings::new(concurrency, hard_stop.clone());
+            let settings = BackendSettings::new(concurrency, shutdown.clone(), hard_stop.clone());
             let backend = RedisBackend::new(kind, store.clone(), settings);
             WorkerBuilder::new(name.clone())
                 .backend(backend)

@@ -65,8 +65,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let runner = handlers::Runner::new(&cfg, gate)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (hard_stop_tx, hard_stop_rx) = watch::channel(false);
     let running = Arc::new(AtomicBool::new(true));
+    let sweeper_health = Arc::new(sweeper::SweeperHealth::default());
 
     let listener = tokio::net::TcpListener::bind(&cfg.metrics_listen)
         .await
@@ -76,6 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         metrics,
         store: store.clone(),
         running: running.clone(),
+        sweeper: sweeper_health.clone(),
     });
     let mut http_stop = stop_rx.clone();
     tokio::spawn(async move {
@@ -86,9 +89,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::error!(error = %e, "metrics listener failed");
         }
     });
-    tokio::spawn(sweeper::run(store.clone(), stop_rx));
+    tokio::spawn(sweeper::run(store.clone(), sweeper_health, stop_rx));
 
-    let monitor = launcher::monitor(&cfg, store, runner, hard_stop_rx);
+    let monitor = launcher::monitor(&cfg, store, runner, shutdown_rx, hard_stop_rx);
     // Tests and scripts wait for this line.
     println!("{} http://{addr}/metrics", onboard_shared::ready::WORKER);
     tracing::info!(%addr, "worker started");
@@ -101,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             "shutting down: no new jobs; running ones get the grace period"
         );
         running.store(false, Ordering::Release);
+        let _ = shutdown_tx.send(true);
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let _ = hard_stop_tx.send(true);

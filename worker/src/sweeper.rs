@@ -1,14 +1,44 @@
 //! Periodic housekeeping, safe to run in every worker at once (each step is one atomic
 //! script per job): expire verify codes past their deadline, re-check children left
 //! waiting on a parent, and sample the queue gauges operators watch.
+//!
+//! Housekeeping that fails says so: every failed round counts in
+//! `onboard_sweeper_errors_total`, and after [`UNREADY_AFTER_FAILURES`] failed rounds in a
+//! row `/readyz` answers 503 (see [`SweeperHealth`]) until a round succeeds.
 
 use onboard_shared::jobs::JobKind;
 use onboard_shared::queue::JobStore;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Failed rounds in a row (one a second) after which the worker reports itself not ready.
+pub const UNREADY_AFTER_FAILURES: u32 = 3;
+
+/// How housekeeping has gone lately; shared with `/readyz`.
+#[derive(Debug, Default)]
+pub struct SweeperHealth {
+    failures_in_a_row: AtomicU32,
+}
+
+impl SweeperHealth {
+    /// True while housekeeping keeps failing.
+    pub fn failing(&self) -> bool {
+        self.failures_in_a_row.load(Ordering::Acquire) >= UNREADY_AFTER_FAILURES
+    }
+
+    fn record(&self, ok: bool) {
+        if ok {
+            self.failures_in_a_row.store(0, Ordering::Release);
+        } else {
+            self.failures_in_a_row.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Runs until `stop` turns true.
-pub async fn run(store: JobStore, mut stop: watch::Receiver<bool>) {
+pub async fn run(store: JobStore, health: Arc<SweeperHealth>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !*stop.borrow() {
@@ -16,7 +46,10 @@ pub async fn run(store: JobStore, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.changed() => break,
         }
-        if let Err(e) = sweep(&store).await {
+        let result = sweep(&store).await;
+        health.record(result.is_ok());
+        if let Err(e) = result {
+            metrics::counter!("onboard_sweeper_errors_total").increment(1);
             tracing::warn!(error = %e, "housekeeping failed; will retry");
         }
     }

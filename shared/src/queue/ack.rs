@@ -26,24 +26,26 @@ pub enum Ack {
     },
     /// Dead-letter now.
     Dead(ErrorRecord),
-    /// Phase 1 done: wait for a code until `deadline_ms`.
+    /// Phase 1 done: wait for a code (or use one supplied early).
     AwaitCode {
-        /// Unix ms after which the job expires.
-        deadline_ms: u64,
+        /// How long the code may take, from now on Redis's clock.
+        code_lifetime_ms: u64,
         /// The phone, masked, for the `awaiting_code` event.
         masked_phone: String,
     },
     /// The supplied code was wrong: wait for another one (dead after `max_failures`).
     CodeRejected {
-        /// New deadline.
-        deadline_ms: u64,
+        /// How long the next code may take, from now on Redis's clock.
+        code_lifetime_ms: u64,
         /// Wrong codes allowed.
         max_failures: u32,
         /// The provider's answer.
         error: ErrorRecord,
     },
-    /// Shutdown: hand the job straight back to the queue.
+    /// Shutdown while the job ran: hand it straight back, its effect unknown (uncertain).
     Release,
+    /// Claimed but never started (shutdown): hand it back as it was, not uncertain.
+    Unstarted,
 }
 
 /// What became of an ack.

@@ -3,7 +3,8 @@
 
 use crate::jobs::JobKind;
 
-fn id_prefix(kind: JobKind) -> &'static str {
+/// The prefix of `kind`'s job ids (`cust`, ...).
+pub(crate) fn id_prefix(kind: JobKind) -> &'static str {
     match kind {
         JobKind::CreateCustomer => "cust",
         JobKind::BindDevices => "bind",

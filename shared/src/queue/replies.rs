@@ -115,8 +115,8 @@ pub(super) struct MalformedRow {
 /// `fetch.lua`.
 #[derive(Debug)]
 pub(super) struct FetchReply {
-    /// When to look again even if nobody wakes the fetcher (Unix ms).
-    pub next_wake_ms: u64,
+    /// How long the fetcher may sleep before something falls due (ms, Redis's clock).
+    pub wait_ms: u64,
     pub rows: Vec<Result<FetchedRow, MalformedRow>>,
 }
 
@@ -125,7 +125,7 @@ const FETCH_ROW_LEN: usize = 9;
 
 impl FetchReply {
     pub(super) fn decode(reply: &[Value]) -> Result<FetchReply, QueueError> {
-        let [next_wake, n, rows @ ..] = reply else {
+        let [wait, n, rows @ ..] = reply else {
             return Err(protocol("fetch reply too short"));
         };
         let n = value_u64(n)? as usize;
@@ -133,7 +133,7 @@ impl FetchReply {
             return Err(protocol("fetch reply length"));
         }
         Ok(FetchReply {
-            next_wake_ms: value_u64(next_wake)?,
+            wait_ms: value_u64(wait)?,
             rows: rows
                 .chunks(FETCH_ROW_LEN)
                 .map(FetchedRow::decode)
@@ -257,6 +257,120 @@ impl ParentState {
     }
 }
 
+/// `expire_codes.lua`: how many expired, and the jobs that waited on them.
+#[derive(Debug)]
+pub(super) struct ExpiredReply {
+    pub count: u64,
+    pub dependents: Vec<ChildRef>,
+}
+
+impl ExpiredReply {
+    pub(super) fn decode(reply: &[Value]) -> Result<ExpiredReply, QueueError> {
+        let [count, deps @ ..] = reply else {
+            return Err(protocol("expire_codes reply too short"));
+        };
+        Ok(ExpiredReply {
+            count: value_u64(count)?,
+            dependents: children(deps),
+        })
+    }
+}
+
+/// `recheck_waiting.lua`: children still waiting, with their parent ('' for none).
+pub(super) fn still_waiting(reply: &[Value]) -> Result<Vec<(String, String)>, QueueError> {
+    if !reply.len().is_multiple_of(2) {
+        return Err(protocol("recheck_waiting reply length"));
+    }
+    reply
+        .chunks(2)
+        .map(|pair| Ok((value_string(&pair[0])?, value_string(&pair[1])?)))
+        .collect()
+}
+
+/// `read_job.lua`: one job as stored.
+#[derive(Debug)]
+pub(super) enum StoredJob {
+    /// Its record's fields.
+    Record(std::collections::HashMap<String, Vec<u8>>),
+    /// Enqueued in bulk, not claimed yet: its `pending` entry.
+    Pending(Vec<u8>),
+    Missing,
+    /// Its record cannot be read; why.
+    Malformed(String),
+}
+
+impl StoredJob {
+    pub(super) fn decode(reply: &[Value]) -> Result<StoredJob, QueueError> {
+        match first_str(reply)?.as_str() {
+            "record" => {
+                let rest = &reply[1..];
+                if !rest.len().is_multiple_of(2) {
+                    return Err(protocol("read_job record length"));
+                }
+                let fields = rest
+                    .chunks(2)
+                    .map(|p| Ok((value_string(&p[0])?, value_bytes(&p[1])?)))
+                    .collect::<Result<_, QueueError>>()?;
+                Ok(StoredJob::Record(fields))
+            }
+            "pending" => Ok(StoredJob::Pending(value_bytes(
+                reply.get(1).ok_or_else(|| protocol("read_job: no entry"))?,
+            )?)),
+            "missing" => Ok(StoredJob::Missing),
+            "malformed" => Ok(StoredJob::Malformed(
+                reply
+                    .get(1)
+                    .map(value_string)
+                    .transpose()?
+                    .unwrap_or_default(),
+            )),
+            other => Err(protocol(format!("read_job answered {other}"))),
+        }
+    }
+}
+
+/// `queue_stats.lua`, in its order.
+#[derive(Debug)]
+pub(super) struct StatsReply {
+    pub waiting: u64,
+    pub queued: u64,
+    pub running: u64,
+    pub scheduled: u64,
+    pub awaiting: u64,
+    pub dead: u64,
+    pub enqueued: u64,
+    pub succeeded: u64,
+    pub expired: u64,
+    pub leases_expired: u64,
+    pub oldest_ready_age_ms: u64,
+    /// Queue keys of the wrong type (counted as empty).
+    pub malformed_keys: Vec<String>,
+}
+
+impl StatsReply {
+    pub(super) fn decode(reply: &[Value]) -> Result<StatsReply, QueueError> {
+        let [waiting, queued, running, scheduled, awaiting, dead, enqueued, succeeded, expired, leases_expired, age, bad @ ..] =
+            reply
+        else {
+            return Err(protocol("queue_stats reply too short"));
+        };
+        Ok(StatsReply {
+            waiting: value_u64(waiting)?,
+            queued: value_u64(queued)?,
+            running: value_u64(running)?,
+            scheduled: value_u64(scheduled)?,
+            awaiting: value_u64(awaiting)?,
+            dead: value_u64(dead)?,
+            enqueued: value_u64(enqueued)?,
+            succeeded: value_u64(succeeded)?,
+            expired: value_u64(expired)?,
+            leases_expired: value_u64(leases_expired)?,
+            oldest_ready_age_ms: value_u64(age)?,
+            malformed_keys: bad.iter().map(value_string).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 /// A script's answer to a request about one job: done, or refused.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Verdict<T> {
@@ -346,7 +460,7 @@ mod tests {
         reply.extend(row("1"));
         reply.extend(row("x"));
         let fetched = FetchReply::decode(&reply).unwrap();
-        assert_eq!(fetched.next_wake_ms, 5);
+        assert_eq!(fetched.wait_ms, 5);
         assert_eq!(fetched.rows[0].as_ref().unwrap().attempt, 1);
         let bad = fetched.rows[1].as_ref().unwrap_err();
         assert_eq!((bad.id.as_str(), bad.token.as_str()), ("cust_1", "tok"));

@@ -33,9 +33,13 @@ queue_script!(RESOLVE_DEPENDENCY, "resolve_dependency.lua");
 queue_script!(DEAD_RETRY, "dead_retry.lua");
 queue_script!(DEAD_PURGE, "dead_purge.lua");
 queue_script!(QUARANTINE, "quarantine.lua");
+queue_script!(RECHECK_WAITING, "recheck_waiting.lua");
+queue_script!(READ_JOB, "read_job.lua");
+queue_script!(QUEUE_STATS, "queue_stats.lua");
+queue_script!(DEAD_LIST, "dead_list.lua");
 
 /// Every script, for loading them all at once (before pipelined EVALSHA calls).
-pub fn all() -> [&'static Script; 13] {
+pub fn all() -> [&'static Script; 17] {
     [
         &ENQUEUE,
         &FETCH,
@@ -50,5 +54,9 @@ pub fn all() -> [&'static Script; 13] {
         &DEAD_RETRY,
         &DEAD_PURGE,
         &QUARANTINE,
+        &RECHECK_WAITING,
+        &READ_JOB,
+        &QUEUE_STATS,
+        &DEAD_LIST,
     ]
 }

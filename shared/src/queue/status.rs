@@ -68,6 +68,8 @@ pub struct QueueStats {
     pub oldest_ready_age_ms: u64,
     /// Leases that expired (the holder died or hung).
     pub leases_expired: u64,
+    /// Queue keys of the wrong type, counted as empty (the next fetch moves them aside).
+    pub malformed_keys: Vec<String>,
 }
 
 impl QueueStats {

@@ -125,7 +125,7 @@ fn attempt_label(ack: &Ack) -> &'static str {
         Ack::Dead(e) if e.class == ErrorClass::Permanent => "permanent",
         Ack::Dead(_) => "dead",
         Ack::CodeRejected { .. } => "code_rejected",
-        Ack::Release => "released",
+        Ack::Release | Ack::Unstarted => "released",
     }
 }
 

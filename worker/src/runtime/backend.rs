@@ -28,17 +28,24 @@ pub struct BackendSettings {
     pub concurrency: usize,
     /// Most jobs claimed per fetch.
     pub batch: usize,
-    /// Set to `true` when running jobs must stop and be handed back (shutdown deadline).
+    /// Turns `true` when the process starts shutting down: claim nothing more.
+    pub shutdown: watch::Receiver<bool>,
+    /// Turns `true` when running jobs must stop and be handed back (shutdown deadline).
     pub hard_stop: watch::Receiver<bool>,
 }
 
 impl BackendSettings {
     /// Settings for a worker of `concurrency` slots: claims at most 100 jobs per fetch
     /// (one script call stays short), never more than the slots.
-    pub fn new(concurrency: usize, hard_stop: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        concurrency: usize,
+        shutdown: watch::Receiver<bool>,
+        hard_stop: watch::Receiver<bool>,
+    ) -> Self {
         BackendSettings {
             concurrency,
             batch: concurrency.min(100),
+            shutdown,
             hard_stop,
         }
     }
@@ -82,6 +89,7 @@ impl RedisBackend {
             batch: self.settings.batch.max(1),
             tx,
             stop: self.stop.subscribe(),
+            shutdown: self.settings.shutdown.clone(),
         };
         self.fetcher = Some(tokio::spawn(fetcher.run()));
     }
@@ -132,11 +140,12 @@ impl Backend for RedisBackend {
                 if let Some(f) = fetcher {
                     let _ = f.await;
                 }
-                // Claimed but never started: straight back to the queue.
+                // Claimed but never started: straight back to the queue, as they were.
                 if let Some(mut rx) = rx {
                     rx.close();
                     while let Some(job) = rx.recv().await {
-                        if let Err(e) = store.ack(kind, &job.id, &job.token, &Ack::Release).await {
+                        if let Err(e) = store.ack(kind, &job.id, &job.token, &Ack::Unstarted).await
+                        {
                             tracing::warn!(job_id = %job.id, error = %e, "could not hand a job back; its lease will expire");
                         }
                     }

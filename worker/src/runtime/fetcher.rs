@@ -10,7 +10,6 @@
 use super::idle_waiter::IdleWaiter;
 use super::slots::Slots;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use onboard_shared::clock::now_ms;
 use onboard_shared::jobs::JobKind;
 use onboard_shared::queue::keys::QueueKeys;
 use onboard_shared::queue::{Ack, ClaimedJob, JobStore};
@@ -35,6 +34,9 @@ pub struct Fetcher {
     pub tx: mpsc::UnboundedSender<ClaimedJob>,
     /// Turns true when the worker stops.
     pub stop: watch::Receiver<bool>,
+    /// Turns true when the process starts shutting down: from then on nothing is claimed,
+    /// so no job is handed back unstarted for nothing.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl Fetcher {
@@ -46,11 +48,12 @@ impl Fetcher {
         let mut errors = error_backoff();
         // Whether the last claim found work: only then is it worth gathering slots.
         let mut busy = false;
-        while !*self.stop.borrow() {
+        while !self.stopping() {
             if self.slots.free() == 0 {
                 tokio::select! {
                     _ = self.slots.freed() => {}
-                    _ = self.stop.changed() => {}
+                    _ = changed(&mut self.stop) => {}
+                    _ = changed(&mut self.shutdown) => {}
                 }
                 continue;
             }
@@ -73,11 +76,11 @@ impl Fetcher {
                         self.hand_over(job).await;
                     }
                     if idle {
-                        let wait = fetched.next_wake_ms.saturating_sub(now_ms());
-                        let wait = Duration::from_millis(wait.clamp(10, 1_000));
+                        let wait = Duration::from_millis(fetched.wait_ms.clamp(10, 1_000));
                         tokio::select! {
                             _ = waiter.wait(wait) => {}
-                            _ = self.stop.changed() => {}
+                            _ = changed(&mut self.stop) => {}
+                            _ = changed(&mut self.shutdown) => {}
                         }
                     }
                 }
@@ -87,11 +90,16 @@ impl Fetcher {
                     tracing::warn!(kind = %self.kind, error = %e, ?delay, "fetch failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = self.stop.changed() => {}
+                        _ = changed(&mut self.stop) => {}
+                        _ = changed(&mut self.shutdown) => {}
                     }
                 }
             }
         }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow() || *self.shutdown.borrow()
     }
 
     /// Takes a slot for a claimed job and hands it to the worker; if the worker is gone,
@@ -102,7 +110,7 @@ impl Fetcher {
             self.slots.release();
             let _ = self
                 .store
-                .ack(self.kind, &job.id, &job.token, &Ack::Release)
+                .ack(self.kind, &job.id, &job.token, &Ack::Unstarted)
                 .await;
         }
     }
@@ -122,6 +130,14 @@ impl Fetcher {
                 return;
             }
         }
+    }
+}
+
+/// Resolves when `rx` changes; never once its sender is gone (nothing can change then), so a
+/// dropped sender cannot turn a wait into a busy loop.
+async fn changed(rx: &mut watch::Receiver<bool>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await
     }
 }
 

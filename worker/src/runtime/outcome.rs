@@ -2,7 +2,6 @@
 //! the one place where error classes become queue decisions.
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use onboard_shared::clock::now_ms;
 use onboard_shared::config::QueueConfig;
 use onboard_shared::queue::{Ack, ClaimedJob, CodePhase, ErrorRecord};
 use onboard_shared::ProviderError;
@@ -66,8 +65,9 @@ impl OutcomePolicy {
         ceiling.mul_f64(rand::random::<f64>())
     }
 
-    fn code_deadline(&self) -> u64 {
-        now_ms() + self.code_lifetime.as_millis() as u64
+    /// The deadline is set by the queue on Redis's clock; only the lifetime is ours.
+    fn code_lifetime_ms(&self) -> u64 {
+        self.code_lifetime.as_millis() as u64
     }
 
     /// The ack for a handler's result. Errors that are not a [`JobFailure`] (panics,
@@ -81,7 +81,7 @@ impl OutcomePolicy {
             Ok(JobOutcome::Succeeded(value)) => return Ack::Succeeded(value),
             Ok(JobOutcome::AwaitingCode { masked_phone }) => {
                 return Ack::AwaitCode {
-                    deadline_ms: self.code_deadline(),
+                    code_lifetime_ms: self.code_lifetime_ms(),
                     masked_phone,
                 }
             }
@@ -114,7 +114,7 @@ impl OutcomePolicy {
                     },
                     ProviderError::CodeRejected { .. } if job.phase == CodePhase::Verify => {
                         Ack::CodeRejected {
-                            deadline_ms: self.code_deadline(),
+                            code_lifetime_ms: self.code_lifetime_ms(),
                             max_failures: MAX_CODE_FAILURES,
                             error,
                         }

@@ -2,8 +2,9 @@
 -- lease token (a worker whose lease expired cannot overwrite the outcome).
 -- ARGV[6] = retention_secs, ARGV[7] = number of jobs, then 3 values per job:
 --   id, token, result (ciphertext)
--- Returns, per job: status ('succeeded' or 'stale'), the number of dependents, then their
--- ids, which the caller resolves in their own queues.
+-- Returns, per job: status ('succeeded', 'stale', or 'dead' when its record could not be
+-- used), the number of dependents, then their refs, which the caller resolves in their own
+-- queues.
 --
 -- Success is the common case of a busy worker, so the worker gathers the successes that
 -- end while a call is in flight and records them together: one script call, one ZREM of
@@ -14,12 +15,18 @@ local retention = ARGV[6]
 local n = tonumber(ARGV[7])
 local out = {}
 local done = {}
+check_queue_keys('leased')
 for i = 0, n - 1 do
   local base = 8 + i * 3
   local id = ARGV[base]
   local key = job_key(id)
-  local held = redis.call('HMGET', key, 'token', 'idem', 'code', 'deps')
-  if held[1] ~= ARGV[base + 1] or ARGV[base + 1] == '' then
+  local held = read_job(id, 'token', 'idem', 'code', 'deps')
+  if not held then
+    redis.call('ZREM', prefix .. 'leased', id)
+    dead_wrong_type(id, 'an acknowledgement')
+    out[#out + 1] = 'dead'
+    out[#out + 1] = 0
+  elseif held[1] ~= ARGV[base + 1] or ARGV[base + 1] == '' then
     out[#out + 1] = 'stale'
     out[#out + 1] = 0
   else

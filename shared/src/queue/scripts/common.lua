@@ -1,16 +1,30 @@
 -- Shared helpers, prepended to every queue script by queue/scripts.rs.
--- Every script gets ARGV[1] = the queue's key prefix `onboard:{<kind>}:`, ARGV[2] = the
--- events stream key, ARGV[3] = the stream's approximate max length, ARGV[4] = now (ms),
--- ARGV[5] = the kind. All keys a script touches share the prefix's hash tag, so each script
--- runs in one Redis Cluster slot (the events key too, in cluster mode).
+--
+-- Every script gets KEYS[1] = its queue's ready list (it routes the call to the queue's
+-- slot) and ARGV[1] = the queue's key prefix `onboard:{<kind>}:`, ARGV[2] = the events
+-- stream key, ARGV[3] = the stream's approximate max length, ARGV[4] = the kind,
+-- ARGV[5] = the kind's job-id prefix (`cust`, ...). Its own arguments start at ARGV[6].
+-- All keys a script touches share the prefix's hash tag, so each script runs in one slot.
+--
+-- Two rules hold in every script:
+-- * One clock: "now" is Redis's TIME, read here. No caller's clock decides a lease, a
+--   schedule, a deadline, a retention or an event's time.
+-- * Poison stalls nothing: a script reads what it needs and checks it BEFORE it writes
+--   (Redis does not roll a failed script back). A queue key of the wrong type is moved aside
+--   and a job record that cannot be used is dead-lettered with a reason naming the key and
+--   the field; the rest of the batch carries on.
 local prefix = ARGV[1]
 local events_key = ARGV[2]
 local events_maxlen = ARGV[3]
-local now = tonumber(ARGV[4])
+local kind = ARGV[4]
+local id_prefix = ARGV[5]
+
+local clock = redis.call('TIME')
+local clock_ms = math.floor(tonumber(clock[2]) / 1000)
+local now = tonumber(clock[1]) * 1000 + clock_ms
 -- `now` as text, for redis.call: Redis 7.0 prints every Lua number handed to a command with
 -- snprintf("%.17g"), which costs more than a small command itself. Hot paths pass strings.
-local now_text = ARGV[4]
-local kind = ARGV[5]
+local now_text = clock[1] .. string.format('%03d', clock_ms)
 
 local function job_key(id) return prefix .. 'job:' .. id end
 
@@ -50,19 +64,112 @@ local function make_ready(id, front)
   redis.call('LTRIM', prefix .. 'notify', -64, -1)
 end
 
--- Moves a job to the dead-letter set with its error record (JSON text).
--- Returns the ids of jobs waiting on this one, which the caller must fail.
+-- Moves a job to the dead-letter set with its error record (JSON text); the job's record
+-- must be a hash (or absent). Returns the ids of jobs waiting on this one, which the
+-- caller must fail.
 local function to_dead(id, error_json)
   local key = job_key(id)
   redis.call('HSET', key, 'state', 'dead', 'error', error_json, 'finished_ms', now_text,
     'updated_ms', now_text, 'token', '')
+  redis.call('HDEL', key, 'code', 'early_code', 'early_deadline_ms')
   redis.call('ZADD', prefix .. 'dead', now_text, id)
   redis.call('HINCRBY', prefix .. 'counts', 'dead', 1)
   emit(id, 'dead', 'error', error_json)
   local deps_key = prefix .. 'deps:' .. id
-  local deps = redis.call('SMEMBERS', deps_key)
+  local deps = redis.pcall('SMEMBERS', deps_key)
   redis.call('DEL', deps_key)
+  if deps.err then return {} end
   return deps
+end
+
+-- The error record of something that cannot be used as it stands.
+local function malformed(code, message)
+  return cjson.encode({class = 'undecodable', code = code, message = message})
+end
+
+-- A number unique to this queue, for names of things set aside. Its own key may be poison
+-- too: then the clock serves.
+local function sequence()
+  local n = redis.pcall('INCR', prefix .. 'poison_seq')
+  if type(n) == 'table' then return now_text end
+  return tostring(n)
+end
+
+-- Renames a key of the wrong type out of the way; returns where it went.
+local function move_aside(key)
+  local to = prefix .. 'poison:' .. sequence()
+  redis.call('RENAME', key, to)
+  return to
+end
+
+-- Dead-letters job `id` whose record (`job:<id>`) is not a hash: the key is moved aside
+-- (named in the record, so purging the job deletes it) and a record of the problem takes
+-- its place. `seen_in` names the set the id came from.
+local function dead_wrong_type(id, seen_in)
+  local key = job_key(id)
+  local found = redis.call('TYPE', key)['ok']
+  local to = move_aside(key)
+  redis.call('HSET', key, 'payload', '', 'attempts', 0, 'max_attempts', 0,
+    'created_ms', now_text, 'poison_key', to)
+  return to_dead(id, malformed('MalformedRecord', 'key ' .. key .. ' is a ' .. found ..
+    ', not a hash (found through ' .. seen_in .. '); moved to ' .. to))
+end
+
+-- Dead-letters an id that a set or list named but that has no record.
+local function dead_no_record(id, seen_in)
+  redis.call('HSET', job_key(id), 'payload', '', 'attempts', 0, 'max_attempts', 0,
+    'created_ms', now_text)
+  return to_dead(id, malformed('NoJobRecord', 'the ' .. seen_in ..
+    ' named job ' .. id .. ', which has no record'))
+end
+
+-- Dead-letters a job whose record holds a field that cannot be read.
+local function dead_bad_field(id, field, want)
+  return to_dead(id, malformed('MalformedRecord', 'field ' .. field .. ' of key ' ..
+    job_key(id) .. ' is not ' .. want))
+end
+
+-- Reads fields of job `id`'s record. Returns the values, or nil when the key is not a hash.
+local function read_job(id, ...)
+  local r = redis.pcall('HMGET', job_key(id), ...)
+  if r.err then return nil end
+  return r
+end
+
+-- A record field that must hold a whole number (absent counts as `default`); nil if not.
+local function whole(value, default)
+  if value == false or value == nil then return default end
+  local n = tonumber(value)
+  if n == nil or n ~= math.floor(n) then return nil end
+  return n
+end
+
+-- The type each queue key must have.
+local KEY_TYPES = {
+  ready = 'list', notify = 'list', pending = 'hash', counts = 'hash', scheduled = 'zset',
+  leased = 'zset', dead = 'zset', awaiting = 'zset', waiting = 'zset',
+}
+
+-- Makes sure the queue keys a script is about to use have their types: one that does not is
+-- moved aside and recorded in the dead-letter set as a problem of its own, and the script
+-- carries on with a fresh, empty key. `dead` and `counts` are always checked first, since
+-- recording a problem writes to them.
+local function check_queue_keys(...)
+  local names = {'dead', 'counts'}
+  for _, name in ipairs({...}) do names[#names + 1] = name end
+  for _, name in ipairs(names) do
+    local key = prefix .. name
+    local found = redis.call('TYPE', key)['ok']
+    local want = KEY_TYPES[name]
+    if found ~= 'none' and found ~= want then
+      local to = move_aside(key)
+      local id = id_prefix .. '_POISON' .. sequence()
+      redis.call('HSET', job_key(id), 'payload', '', 'attempts', 0, 'max_attempts', 0,
+        'created_ms', now_text, 'poison_key', to)
+      to_dead(id, malformed('MalformedKey', 'key ' .. key .. ' was a ' .. found ..
+        ', not a ' .. want .. '; moved to ' .. to))
+    end
+  end
 end
 
 -- A job enqueued straight onto the ready list has no record (hash) yet: its payload and
@@ -80,8 +187,10 @@ local function parse_pending(rec)
   local b = a and string.find(rec, '|', a + 1, true)
   local c = b and string.find(rec, '|', b + 1, true)
   if not c then return {'', '1', now_text, ''} end
-  return {string.sub(rec, c + 1), string.sub(rec, 1, a - 1), string.sub(rec, a + 1, b - 1),
-    string.sub(rec, b + 1, c - 1)}
+  local max_attempts = string.sub(rec, 1, a - 1)
+  local created = string.sub(rec, a + 1, b - 1)
+  if not whole(max_attempts) or not whole(created) then return {'', '1', now_text, ''} end
+  return {string.sub(rec, c + 1), max_attempts, created, string.sub(rec, b + 1, c - 1)}
 end
 
 -- Builds the record of a pending job (still queued) and removes its entry, for scripts that
@@ -97,10 +206,32 @@ local function materialize_pending(id)
   return true
 end
 
--- A job's state, also for a job still pending (queued, no record yet); nil when unknown.
+-- A job's state, also for a job still pending (queued, no record yet): 'missing' when there
+-- is no such job, 'malformed' when its record is not a hash.
 local function job_state(id)
-  local state = redis.call('HGET', job_key(id), 'state')
-  if state then return state end
+  local f = read_job(id, 'state')
+  if not f then return 'malformed' end
+  if f[1] then return f[1] end
   if redis.call('HEXISTS', prefix .. 'pending', id) == 1 then return 'queued' end
-  return nil
+  return 'missing'
+end
+
+-- Moves a job whose code deadline passed to `expired`: kept for the retention like any
+-- finished job, and so is its idempotency key. Returns its dependents, which the caller
+-- must fail.
+local function to_expired(id, retention)
+  local key = job_key(id)
+  redis.call('ZREM', prefix .. 'awaiting', id)
+  redis.call('HSET', key, 'state', 'expired', 'updated_ms', now_text, 'finished_ms', now_text)
+  redis.call('HDEL', key, 'code', 'early_code', 'early_deadline_ms')
+  redis.call('EXPIRE', key, retention)
+  local idem = redis.call('HGET', key, 'idem')
+  if idem and idem ~= '' then redis.call('EXPIRE', prefix .. 'idem:' .. idem, retention) end
+  redis.call('HINCRBY', prefix .. 'counts', 'expired', 1)
+  emit(id, 'expired')
+  local deps_key = prefix .. 'deps:' .. id
+  local deps = redis.pcall('SMEMBERS', deps_key)
+  redis.call('DEL', deps_key)
+  if deps.err then return {} end
+  return deps
 end

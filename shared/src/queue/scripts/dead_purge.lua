@@ -1,12 +1,19 @@
--- Deletes a dead job for good (record and idempotency key). ARGV[6] = id.
--- Returns {'ok'} or {'wrong_state', state} (state 'missing' when there is no such job).
+-- Deletes a dead job for good: its record, its idempotency key, and whatever poison was set
+-- aside for it. Anything listed in the dead-letter set can be purged, a malformed member
+-- included (its record may be missing or of the wrong type). ARGV[6] = id.
+-- Returns {'ok'} or {'wrong_state', state} ('missing' when there is no such dead job).
 local id = ARGV[6]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'idem')
-if not f[1] then return {'wrong_state', job_state(id) or 'missing'} end
-if f[1] ~= 'dead' then return {'wrong_state', f[1]} end
+check_queue_keys()
+local listed = redis.call('ZSCORE', prefix .. 'dead', id)
+local f = read_job(id, 'state', 'idem', 'poison_key')
+if f and f[1] and f[1] ~= 'dead' then return {'wrong_state', f[1]} end
+if not listed and not (f and f[1]) then return {'wrong_state', 'missing'} end
 redis.call('ZREM', prefix .. 'dead', id)
+if f then
+  if f[2] and f[2] ~= '' then redis.call('DEL', prefix .. 'idem:' .. f[2]) end
+  if f[3] and f[3] ~= '' then redis.call('DEL', f[3]) end
+end
 redis.call('DEL', key)
-if f[2] and f[2] ~= '' then redis.call('DEL', prefix .. 'idem:' .. f[2]) end
 emit(id, 'purged')
 return {'ok'}

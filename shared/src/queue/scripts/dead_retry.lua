@@ -1,19 +1,22 @@
 -- Brings a dead job back: attempts reset, back to the queue (or to waiting, when it has a
 -- parent, so the dependency is checked again). ARGV[6] = id.
--- Returns {'queued'}, {'waiting', parent} or {'wrong_state', state}.
+-- Returns {'queued'}, {'waiting', parent} or {'wrong_state', state} ('missing': no such
+-- job; 'undecodable': a quarantined or malformed job, which can only be purged).
 local id = ARGV[6]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'parent', 'payload')
-if not f[1] then return {'wrong_state', job_state(id) or 'missing'} end
+check_queue_keys('ready', 'notify', 'waiting')
+local f = read_job(id, 'state', 'parent', 'payload', 'poison_key')
+if not f then return {'wrong_state', 'malformed'} end
+if not f[1] then return {'wrong_state', job_state(id)} end
 if f[1] ~= 'dead' then return {'wrong_state', f[1]} end
-if not f[3] or f[3] == '' then return {'wrong_state', 'undecodable'} end
+if not f[3] or f[3] == '' or f[4] then return {'wrong_state', 'undecodable'} end
 redis.call('ZREM', prefix .. 'dead', id)
-redis.call('HSET', key, 'attempts', 0, 'code_failures', 0, 'updated_ms', now, 'phase', '')
+redis.call('HSET', key, 'attempts', 0, 'code_failures', 0, 'updated_ms', now_text, 'phase', '')
 redis.call('HDEL', key, 'finished_ms')
 redis.call('PERSIST', key)
 if f[2] and f[2] ~= '' then
   redis.call('HSET', key, 'state', 'waiting')
-  redis.call('ZADD', prefix .. 'waiting', now, id)
+  redis.call('ZADD', prefix .. 'waiting', now_text, id)
   emit(id, 'waiting', 'reason', 'dead letter retried')
   return {'waiting', f[2]}
 end

@@ -16,6 +16,26 @@
 -- case, and other scripts look them up by their record.
 local n = tonumber(ARGV[6])
 
+check_queue_keys('ready', 'notify', 'pending', 'scheduled', 'waiting')
+
+-- Claims idempotency key `idem` for `id`; returns who holds it when someone does. A key of
+-- the wrong type (poison) is moved aside and recorded, then claimed afresh.
+local function claim_key(idem, id)
+  local key = prefix .. 'idem:' .. idem
+  local holder = redis.pcall('SET', key, id, 'NX', 'GET')
+  if type(holder) == 'table' and holder.err then
+    local found = redis.call('TYPE', key)['ok']
+    local to = move_aside(key)
+    local pid = id_prefix .. '_POISON' .. sequence()
+    redis.call('HSET', job_key(pid), 'payload', '', 'attempts', 0, 'max_attempts', 0,
+      'created_ms', now_text, 'poison_key', to)
+    to_dead(pid, malformed('MalformedKey', 'key ' .. key .. ' was a ' .. found ..
+      ', not a string; moved to ' .. to))
+    holder = redis.call('SET', key, id, 'NX', 'GET')
+  end
+  return holder
+end
+
 local idem_pairs = {}
 local seen = {}
 local repeated = false
@@ -47,7 +67,7 @@ for i = 0, n - 1 do
   local existing = false
   if idem ~= '' and not all_fresh then
     -- SET NX GET: claims the key, or returns who holds it, in one command.
-    existing = redis.call('SET', prefix .. 'idem:' .. idem, id, 'NX', 'GET')
+    existing = claim_key(idem, id)
   end
   if existing then
     out[#out + 1] = existing
@@ -62,14 +82,14 @@ for i = 0, n - 1 do
       local state
       if parent ~= '' then
         state = 'waiting'
-        redis.call('ZADD', prefix .. 'waiting', now, id)
+        redis.call('ZADD', prefix .. 'waiting', now_text, id)
       else
         state = 'scheduled'
         redis.call('ZADD', prefix .. 'scheduled', run_at, id)
       end
       redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
-        'max_attempts', max_attempts, 'created_ms', now, 'updated_ms', now,
-        'run_at_ms', math.max(run_at, now), 'parent', parent, 'idem', idem)
+        'max_attempts', max_attempts, 'created_ms', now_text, 'updated_ms', now_text,
+        'run_at_ms', string.format('%d', math.max(run_at, now)), 'parent', parent, 'idem', idem)
       emit_untrimmed(id, state)
     end
     added = added + 1

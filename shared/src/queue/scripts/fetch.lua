@@ -2,20 +2,30 @@
 -- ARGV[8] = a token prefix unique to this claim; each job's lease token is prefix:i.
 -- Before claiming, it promotes due scheduled jobs and takes back jobs whose lease expired
 -- (recovery is keyed on jobs, whoever held them). Every range is bounded by LIMIT.
--- Returns {next_wake_ms, n, then 9 values per job:
+-- Returns {wait_ms, n, then 9 values per job:
 --   id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures}
+-- where wait_ms is how long the caller may sleep before something here falls due (at most
+-- a second), measured on Redis's clock, so a caller's own clock never enters it.
+-- A record that cannot be used is dead-lettered here with its reason (common.lua); the
+-- other jobs of the batch are claimed as usual.
 local batch = tonumber(ARGV[6])
 local lease_ms = tonumber(ARGV[7])
 local lease_until = string.format('%d', now + lease_ms)
 local token_prefix = ARGV[8]
 
+check_queue_keys('ready', 'notify', 'pending', 'scheduled', 'leased')
+
 -- 1. Scheduled jobs that are due join the ready list.
 local due = redis.call('ZRANGEBYSCORE', prefix .. 'scheduled', '-inf', now_text, 'LIMIT', '0', '1000')
 for _, id in ipairs(due) do
   redis.call('ZREM', prefix .. 'scheduled', id)
-  local state = redis.call('HGET', job_key(id), 'state')
-  if state == 'retry_scheduled' or state == 'scheduled' then
-    redis.call('HSET', job_key(id), 'state', 'queued', 'updated_ms', now)
+  local f = read_job(id, 'state')
+  if not f then
+    dead_wrong_type(id, 'scheduled set')
+  elseif not f[1] then
+    dead_no_record(id, 'scheduled set')
+  elseif f[1] == 'retry_scheduled' or f[1] == 'scheduled' then
+    redis.call('HSET', job_key(id), 'state', 'queued', 'updated_ms', now_text)
     make_ready(id, false)
     emit(id, 'queued')
   end
@@ -27,17 +37,28 @@ local expired = redis.call('ZRANGEBYSCORE', prefix .. 'leased', '-inf', now_text
 for _, id in ipairs(expired) do
   redis.call('ZREM', prefix .. 'leased', id)
   redis.call('HINCRBY', prefix .. 'counts', 'leases_expired', 1)
-  local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'attempts', 'max_attempts')
-  if f[1] == 'running' then
-    redis.call('HSET', key, 'uncertain', 1, 'token', '', 'updated_ms', now)
-    if tonumber(f[2]) >= tonumber(f[3]) then
-      to_dead(id, cjson.encode({class = 'lease_expired', code = 'LeaseExpired',
-        message = 'lease expired on the last allowed attempt; attempts used up'}))
+  local f = read_job(id, 'state', 'attempts', 'max_attempts')
+  if not f then
+    dead_wrong_type(id, 'leased set')
+  elseif not f[1] then
+    dead_no_record(id, 'leased set')
+  elseif f[1] == 'running' then
+    local attempts, max_attempts = whole(f[2], 0), whole(f[3], 1)
+    if not attempts then
+      dead_bad_field(id, 'attempts', 'a whole number')
+    elseif not max_attempts then
+      dead_bad_field(id, 'max_attempts', 'a whole number')
     else
-      redis.call('HSET', key, 'state', 'queued')
-      make_ready(id, true)
-      emit(id, 'queued', 'reason', 'lease expired')
+      local key = job_key(id)
+      redis.call('HSET', key, 'uncertain', 1, 'token', '', 'updated_ms', now_text)
+      if attempts >= max_attempts then
+        to_dead(id, cjson.encode({class = 'lease_expired', code = 'LeaseExpired',
+          message = 'lease expired on the last allowed attempt; attempts used up'}))
+      else
+        redis.call('HSET', key, 'state', 'queued')
+        make_ready(id, true)
+        emit(id, 'queued', 'reason', 'lease expired')
+      end
     end
   end
 end
@@ -83,19 +104,24 @@ if ids then
         'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text)
       claimed(id, p[1], '1', p[2], token, {})
     else
-      local f = redis.call('HMGET', key, 'state', 'payload', 'attempts', 'max_attempts',
+      local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
         'uncertain', 'phase', 'code', 'code_failures')
-      if not f[1] then
-        -- An id with no record behind it: quarantine a record of it so an operator sees it.
-        redis.call('HSET', key, 'payload', '', 'attempts', 0, 'max_attempts', 0,
-          'created_ms', now)
-        to_dead(id, cjson.encode({class = 'undecodable', code = 'NoJobRecord',
-          message = 'the ready list named a job that has no record'}))
+      if not f then
+        dead_wrong_type(id, 'ready list')
+      elseif not f[1] then
+        dead_no_record(id, 'ready list')
       elseif f[1] == 'queued' then
-        local attempts = string.format('%d', tonumber(f[3] or '0') + 1)
-        redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
-          'started_ms', now_text, 'updated_ms', now_text)
-        claimed(id, f[2] or '', attempts, f[4] or '0', token, f)
+        local attempts = whole(f[3], 0)
+        if not attempts then
+          dead_bad_field(id, 'attempts', 'a whole number')
+        elseif not whole(f[4], nil) then
+          dead_bad_field(id, 'max_attempts', 'a whole number')
+        else
+          attempts = string.format('%d', attempts + 1)
+          redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
+            'started_ms', now_text, 'updated_ms', now_text)
+          claimed(id, f[2] or '', attempts, f[4], token, f)
+        end
       end
       -- Any other state: a stale ready entry for a job that has moved on; drop it.
     end
@@ -105,13 +131,14 @@ if ids then
 end
 if n > 0 then trim_events() end
 
--- When the worker should look again even if nobody wakes it.
-local next_wake = now + 1000
+-- How long the caller may sleep even if nobody wakes it.
+local wait = 1000
 local s = redis.call('ZRANGE', prefix .. 'scheduled', 0, 0, 'WITHSCORES')
-if s[2] and tonumber(s[2]) < next_wake then next_wake = tonumber(s[2]) end
+if s[2] then wait = math.min(wait, tonumber(s[2]) - now) end
 local l = redis.call('ZRANGE', prefix .. 'leased', 0, 0, 'WITHSCORES')
-if l[2] and tonumber(l[2]) < next_wake then next_wake = tonumber(l[2]) end
+if l[2] then wait = math.min(wait, tonumber(l[2]) - now) end
+if wait < 0 then wait = 0 end
 
-local head = {next_wake, n}
+local head = {wait, n}
 for _, v in ipairs(out) do head[#head + 1] = v end
 return head

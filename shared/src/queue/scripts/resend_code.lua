@@ -1,14 +1,19 @@
 -- Puts an expired or awaiting_code job back through phase 1 (a new code is texted).
--- ARGV[6] = id. Returns {'ok'} or {'wrong_state', state}.
+-- ARGV[6] = id. Returns {'ok'} or {'wrong_state', state} ('missing': no such job).
 local id = ARGV[6]
 local key = job_key(id)
-local state = redis.call('HGET', key, 'state')
-if not state then return {'wrong_state', job_state(id) or 'missing'} end
+check_queue_keys('ready', 'notify', 'awaiting')
+local f = read_job(id, 'state')
+if not f then return {'wrong_state', 'malformed'} end
+local state = f[1]
+if not state then return {'wrong_state', job_state(id)} end
 if state ~= 'expired' and state ~= 'awaiting_code' then return {'wrong_state', state} end
 redis.call('ZREM', prefix .. 'awaiting', id)
-redis.call('HSET', key, 'state', 'queued', 'phase', 'send', 'updated_ms', now)
-redis.call('HDEL', key, 'code')
+redis.call('HSET', key, 'state', 'queued', 'phase', 'send', 'updated_ms', now_text)
+redis.call('HDEL', key, 'code', 'finished_ms')
 redis.call('PERSIST', key)
+local idem = redis.call('HGET', key, 'idem')
+if idem and idem ~= '' then redis.call('PERSIST', prefix .. 'idem:' .. idem) end
 make_ready(id, false)
 emit(id, 'queued', 'reason', 'resend code')
 return {'ok'}

@@ -1,14 +1,28 @@
 -- Runs in the CHILD's queue once its parent ended: a waiting child becomes queued (parent
--- succeeded) or dead with "dependency failed" (parent failed). Idempotent.
+-- succeeded; scheduled instead when its own run-at time is still ahead) or dead with
+-- "dependency failed" (parent failed). Idempotent.
 -- ARGV[6] = child id, ARGV[7] = '1' parent succeeded / '0' failed, ARGV[8] = error_json.
--- Returns {'queued'}, {'dead'} or {'noop', state}.
+-- Returns {'queued'}, {'scheduled'}, {'dead'} or {'noop', state}.
 local id = ARGV[6]
 local key = job_key(id)
-local state = redis.call('HGET', key, 'state')
-if state ~= 'waiting' then return {'noop', state or 'missing'} end
+check_queue_keys('ready', 'notify', 'scheduled', 'waiting')
+local f = read_job(id, 'state', 'run_at_ms')
+if not f then
+  redis.call('ZREM', prefix .. 'waiting', id)
+  dead_wrong_type(id, 'a dependency resolution')
+  return {'dead'}
+end
+if f[1] ~= 'waiting' then return {'noop', f[1] or 'missing'} end
 redis.call('ZREM', prefix .. 'waiting', id)
 if ARGV[7] == '1' then
-  redis.call('HSET', key, 'state', 'queued', 'updated_ms', now)
+  local run_at = whole(f[2], 0) or 0
+  if run_at > now then
+    redis.call('HSET', key, 'state', 'scheduled', 'updated_ms', now_text)
+    redis.call('ZADD', prefix .. 'scheduled', f[2], id)
+    emit(id, 'scheduled', 'reason', 'dependency succeeded')
+    return {'scheduled'}
+  end
+  redis.call('HSET', key, 'state', 'queued', 'updated_ms', now_text)
   make_ready(id, false)
   emit(id, 'queued', 'reason', 'dependency succeeded')
   return {'queued'}

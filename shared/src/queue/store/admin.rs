@@ -2,38 +2,35 @@
 //! purge) and per-queue statistics.
 
 use super::{refused, JobStore, QueueError};
-use crate::clock::now_ms;
 use crate::jobs::JobKind;
 use crate::queue::error_record::ErrorRecord;
 use crate::queue::job_state::JobState;
 use crate::queue::keys::QueueKeys;
 use crate::queue::pending::PendingEntry;
-use crate::queue::replies::{self, Revived};
+use crate::queue::replies::{self, Revived, StatsReply, StoredJob};
 use crate::queue::scripts;
 use crate::queue::status::{redact_secrets, JobStatus, QueueStats};
-use redis::AsyncCommands;
+use crate::ErrorClass;
 use std::collections::HashMap;
 
 impl JobStore {
     /// One job's status, or `NotFound`. Secret result fields are `[redacted]` unless
-    /// `reveal_secrets`.
+    /// `reveal_secrets`. A record that cannot be read is `Malformed`.
     pub async fn status(&self, id: &str, reveal_secrets: bool) -> Result<JobStatus, QueueError> {
         let keys = self.keys_for(id)?;
-        let mut conn = self.conn.clone();
-        // Atomic, so a fetch cannot move the job from `pending` to its record in between.
-        let (record, pending): (HashMap<String, Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
-            .atomic()
-            .hgetall(keys.job(id))
-            .hget(keys.pending(), id)
-            .query_async(&mut conn)
-            .await?;
-        if record.is_empty() {
-            return match pending {
-                Some(raw) => pending_status(id, keys.kind(), &raw),
-                None => Err(QueueError::NotFound(id.to_string())),
-            };
+        let mut inv = self.script(&scripts::READ_JOB, &keys);
+        inv.arg(id);
+        match StoredJob::decode(&self.run_list(inv).await?)? {
+            StoredJob::Record(record) => {
+                self.record_status(id, keys.kind(), &record, reveal_secrets)
+            }
+            StoredJob::Pending(raw) => pending_status(id, keys.kind(), &raw),
+            StoredJob::Missing => Err(QueueError::NotFound(id.to_string())),
+            StoredJob::Malformed(why) => Err(QueueError::Malformed {
+                id: id.to_string(),
+                why,
+            }),
         }
-        self.record_status(id, keys.kind(), &record, reveal_secrets)
     }
 
     /// A job's status from its record's fields.
@@ -46,15 +43,21 @@ impl JobStore {
     ) -> Result<JobStatus, QueueError> {
         let text = |k: &str| h.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
         let num = |k: &str| text(k).and_then(|s| s.parse::<u64>().ok());
+        let malformed = |why: String| QueueError::Malformed {
+            id: id.to_string(),
+            why,
+        };
         let state_text = text("state").unwrap_or_default();
-        let state = JobState::parse(&state_text).ok_or_else(|| {
-            QueueError::Protocol(format!("job {id} has unknown state {state_text:?}"))
-        })?;
+        let state = JobState::parse(&state_text)
+            .ok_or_else(|| malformed(format!("field state holds {state_text:?}, not a state")))?;
         let result = match h.get("result").filter(|r| !r.is_empty()) {
             Some(sealed) => {
-                let plain = self.cipher.open(sealed)?;
+                let plain = self
+                    .cipher
+                    .open(sealed)
+                    .map_err(|e| malformed(format!("field result: {e}")))?;
                 let mut v: serde_json::Value = serde_json::from_slice(&plain)
-                    .map_err(|e| QueueError::Protocol(format!("stored result: {e}")))?;
+                    .map_err(|e| malformed(format!("field result: {e}")))?;
                 if !reveal_secrets {
                     redact_secrets(&mut v);
                 }
@@ -85,24 +88,31 @@ impl JobStore {
         })
     }
 
-    /// Dead jobs of one kind, oldest first, at most `limit`.
+    /// Dead jobs of one kind, oldest first, at most `limit`. A member of the dead-letter
+    /// set whose record cannot be read is listed as such (a dead job whose last error says
+    /// what is wrong), never an error for the whole list.
     pub async fn dead_letters(
         &self,
         kind: JobKind,
         limit: usize,
     ) -> Result<Vec<JobStatus>, QueueError> {
         let keys = QueueKeys::new(kind);
-        let mut conn = self.conn.clone();
-        let ids: Vec<String> = conn
-            .zrange(keys.dead(), 0, limit.max(1) as isize - 1)
-            .await?;
+        let mut inv = self.script(&scripts::DEAD_LIST, &keys);
+        inv.arg(0).arg(limit.max(1) as i64 - 1);
+        let ids: Vec<String> = self.run(inv).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            match self.status(&id, false).await {
-                Ok(s) => out.push(s),
-                Err(QueueError::NotFound(_)) => {}
+            let why = match self.status(&id, false).await {
+                Ok(s) => {
+                    out.push(s);
+                    continue;
+                }
+                Err(QueueError::NotFound(_)) => "it has no record".to_string(),
+                Err(QueueError::BadId(_)) => "it is not a job id".to_string(),
+                Err(QueueError::Malformed { why, .. }) => why,
                 Err(e) => return Err(e),
-            }
+            };
+            out.push(malformed_status(&id, kind, why));
         }
         Ok(out)
     }
@@ -122,12 +132,22 @@ impl JobStore {
         }
     }
 
-    /// Deletes a dead job for good.
+    /// Deletes a dead job for good. Anything the dead-letter set lists can be purged, a
+    /// malformed member too; one whose id names no queue is looked for in every queue.
     pub async fn purge_dead(&self, id: &str) -> Result<(), QueueError> {
-        let keys = self.keys_for(id)?;
-        let mut inv = self.script(&scripts::DEAD_PURGE, &keys);
-        inv.arg(id);
-        let verdict = replies::done(&self.run_list(inv).await?)?;
+        let queues = match self.keys_for(id) {
+            Ok(keys) => vec![keys],
+            Err(_) => JobKind::ALL.into_iter().map(QueueKeys::new).collect(),
+        };
+        let mut verdict = replies::Verdict::NotFound;
+        for keys in &queues {
+            let mut inv = self.script(&scripts::DEAD_PURGE, keys);
+            inv.arg(id);
+            verdict = replies::done(&self.run_list(inv).await?)?;
+            if verdict != replies::Verdict::NotFound {
+                break;
+            }
+        }
         refused(id, verdict, "only a dead job can be purged")
     }
 
@@ -142,60 +162,48 @@ impl JobStore {
 
     /// Jobs per state of one queue.
     pub async fn queue_stats(&self, kind: JobKind) -> Result<QueueStats, QueueError> {
-        let keys = QueueKeys::new(kind);
-        let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.llen(keys.ready())
-            .zcard(keys.scheduled())
-            .zcard(keys.leased())
-            .zcard(keys.dead())
-            .zcard(keys.awaiting())
-            .zcard(keys.waiting())
-            .hgetall(keys.counts())
-            .lindex(keys.ready(), 0);
-        #[allow(clippy::type_complexity)]
-        let (queued, scheduled, running, dead, awaiting, waiting, counts, head): (
-            u64,
-            u64,
-            u64,
-            u64,
-            u64,
-            u64,
-            HashMap<String, u64>,
-            Option<String>,
-        ) = pipe.query_async(&mut conn).await?;
-        let oldest_ready_age_ms = match head {
-            Some(id) => {
-                let (updated, pending): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
-                    .hget(keys.job(&id), "updated_ms")
-                    .hget(keys.pending(), &id)
-                    .query_async(&mut conn)
-                    .await?;
-                let since = updated.or_else(|| {
-                    pending
-                        .as_deref()
-                        .and_then(PendingEntry::parse)
-                        .map(|e| e.created_ms)
-                });
-                since.map(|u| now_ms().saturating_sub(u)).unwrap_or(0)
-            }
-            None => 0,
-        };
-        let count = |k: &str| counts.get(k).copied().unwrap_or(0);
+        let inv = self.script(&scripts::QUEUE_STATS, &QueueKeys::new(kind));
+        let r = StatsReply::decode(&self.run_list(inv).await?)?;
         Ok(QueueStats {
             kind,
-            waiting,
-            queued,
-            running,
-            scheduled_or_retrying: scheduled,
-            awaiting_code: awaiting,
-            dead,
-            enqueued_total: count("enqueued"),
-            succeeded_total: count("succeeded"),
-            expired_total: count("expired"),
-            oldest_ready_age_ms,
-            leases_expired: count("leases_expired"),
+            waiting: r.waiting,
+            queued: r.queued,
+            running: r.running,
+            scheduled_or_retrying: r.scheduled,
+            awaiting_code: r.awaiting,
+            dead: r.dead,
+            enqueued_total: r.enqueued,
+            succeeded_total: r.succeeded,
+            expired_total: r.expired,
+            oldest_ready_age_ms: r.oldest_ready_age_ms,
+            leases_expired: r.leases_expired,
+            malformed_keys: r.malformed_keys,
         })
+    }
+}
+
+/// How a dead-letter member whose record cannot be read is shown.
+fn malformed_status(id: &str, kind: JobKind, why: String) -> JobStatus {
+    JobStatus {
+        id: id.to_string(),
+        kind,
+        state: JobState::Dead,
+        attempts: 0,
+        max_attempts: 0,
+        throttles: 0,
+        code_failures: 0,
+        created_ms: 0,
+        updated_ms: 0,
+        run_at_ms: None,
+        deadline_ms: None,
+        depends_on: None,
+        uncertain: false,
+        last_error: Some(ErrorRecord::new(
+            ErrorClass::Undecodable,
+            "MalformedRecord",
+            format!("the dead-letter set lists {id}, but {why}"),
+        )),
+        result: None,
     }
 }
 

@@ -19,8 +19,9 @@ pub struct Fetched {
     pub jobs: Vec<ClaimedJob>,
     /// Jobs whose payload did not decode; already moved to the dead-letter set.
     pub quarantined: usize,
-    /// When the caller should look again even if nothing wakes it (Unix ms).
-    pub next_wake_ms: u64,
+    /// How long the caller may sleep before something falls due, even if nothing wakes it
+    /// (ms, measured on Redis's clock).
+    pub wait_ms: u64,
 }
 
 impl JobStore {
@@ -52,7 +53,7 @@ impl JobStore {
         Ok(Fetched {
             jobs,
             quarantined,
-            next_wake_ms: reply.next_wake_ms,
+            wait_ms: reply.wait_ms,
         })
     }
 
@@ -106,8 +107,8 @@ impl JobStore {
         let mut inv = self.script(&scripts::QUARANTINE, keys);
         inv.arg(&bad.id).arg(&bad.token).arg(err.to_json());
         let reply = AckReply::decode(&self.run_list(inv).await?)?;
-        self.resolve_children(&bad.id, &reply.dependents, false)
-            .await
+        let why = format!("parent {} failed", bad.id);
+        self.resolve_children(&reply.dependents, false, &why).await
     }
 
     /// Extends a running job's lease. `false` means the lease was lost.

@@ -4,11 +4,13 @@
 use super::{refused, JobStore, QueueError};
 use crate::jobs::JobKind;
 use crate::queue::keys::QueueKeys;
-use crate::queue::{replies, scripts};
+use crate::queue::replies::{self, ExpiredReply};
+use crate::queue::scripts;
 use crate::secret::Secret;
 
 impl JobStore {
-    /// Supplies the verify code to a job awaiting one; it resumes at most once.
+    /// Supplies the verify code to a job awaiting one; it resumes at most once. A code
+    /// supplied while phase 1 is still finishing is kept and used when it ends.
     pub async fn supply_code(&self, id: &str, code: &Secret) -> Result<(), QueueError> {
         let well_formed =
             code.expose().len() == 6 && code.expose().bytes().all(|b| b.is_ascii_digit());
@@ -17,7 +19,9 @@ impl JobStore {
         }
         let keys = self.keys_for(id)?;
         let mut inv = self.script(&scripts::SUPPLY_CODE, &keys);
-        inv.arg(id).arg(self.cipher.seal(code.expose().as_bytes()));
+        inv.arg(id)
+            .arg(self.cipher.seal(code.expose().as_bytes()))
+            .arg(self.cfg.queue.code_lifetime_secs.saturating_mul(1000));
         let verdict = replies::done(&self.run_list(inv).await?)?;
         refused(id, verdict, "not awaiting a code")
     }
@@ -35,10 +39,14 @@ impl JobStore {
         )
     }
 
-    /// Moves jobs whose code deadline passed to `expired`; returns how many.
+    /// Moves jobs whose code deadline passed to `expired`, and fails the jobs that waited
+    /// on them; returns how many expired. The one place jobs expire.
     pub async fn expire_codes(&self, kind: JobKind) -> Result<u64, QueueError> {
         let mut inv = self.script(&scripts::EXPIRE_CODES, &QueueKeys::new(kind));
         inv.arg(self.cfg.queue.retention_secs.max(1));
-        self.run(inv).await
+        let reply = ExpiredReply::decode(&self.run_list(inv).await?)?;
+        self.resolve_children(&reply.dependents, false, "its parent expired")
+            .await?;
+        Ok(reply.count)
     }
 }

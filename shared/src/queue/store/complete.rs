@@ -47,28 +47,35 @@ impl JobStore {
                 inv.arg("dead").arg(error.to_json());
             }
             Ack::AwaitCode {
-                deadline_ms,
+                code_lifetime_ms,
                 masked_phone,
             } => {
-                inv.arg("await_code").arg(*deadline_ms).arg(masked_phone);
+                inv.arg("await_code")
+                    .arg(*code_lifetime_ms)
+                    .arg(masked_phone);
             }
             Ack::CodeRejected {
-                deadline_ms,
+                code_lifetime_ms,
                 max_failures,
                 error,
             } => {
                 inv.arg("code_rejected")
-                    .arg(*deadline_ms)
+                    .arg(*code_lifetime_ms)
                     .arg(*max_failures)
                     .arg(error.to_json());
             }
             Ack::Release => {
                 inv.arg("release");
             }
+            Ack::Unstarted => {
+                inv.arg("unstarted");
+            }
         }
         let reply = AckReply::decode(&self.run_list(inv).await?)?;
         if reply.status == AckStatus::Dead {
-            self.resolve_children(id, &reply.dependents, false).await?;
+            let why = format!("parent {id} failed");
+            self.resolve_children(&reply.dependents, false, &why)
+                .await?;
         }
         Ok(reply.status)
     }
@@ -96,7 +103,7 @@ impl JobStore {
             if reply.status == AckStatus::Succeeded {
                 // The success is recorded whatever happens next: a child not resolved here
                 // is found by the sweeper's check of waiting jobs.
-                if let Err(e) = self.resolve_children(id, &reply.dependents, true).await {
+                if let Err(e) = self.resolve_children(&reply.dependents, true, "").await {
                     tracing::warn!(job_id = %id, error = %e, "dependents not resolved yet; the sweeper will");
                 }
             }

@@ -5,15 +5,14 @@
 //! catches a child whose parent ended between them.
 
 use super::{JobStore, QueueError};
-use crate::clock::now_ms;
 use crate::jobs::JobKind;
 use crate::queue::error_record::ErrorRecord;
 use crate::queue::ids::kind_of_id;
 use crate::queue::keys::QueueKeys;
-use crate::queue::replies::{ChildRef, ParentState};
+use crate::queue::replies::{self, ChildRef, ParentState};
 use crate::queue::scripts;
 use crate::ErrorClass;
-use redis::{AsyncCommands, Value};
+use redis::Value;
 use std::time::Duration;
 
 impl JobStore {
@@ -89,16 +88,16 @@ impl JobStore {
         Ok(())
     }
 
-    /// Resolves the children a finished parent's script returned.
+    /// Resolves the children a finished parent's script returned: queued when `ok`, else
+    /// dead with "dependency failed: `why`".
     pub(super) async fn resolve_children(
         &self,
-        parent: &str,
         children: &[ChildRef],
         ok: bool,
+        why: &str,
     ) -> Result<(), QueueError> {
-        let why = format!("parent {parent} failed");
         for child in children {
-            self.resolve_dependency(child.kind, &child.id, ok, &why)
+            self.resolve_dependency(child.kind, &child.id, ok, why)
                 .await?;
         }
         Ok(())
@@ -111,21 +110,16 @@ impl JobStore {
         kind: JobKind,
         older_than: Duration,
     ) -> Result<usize, QueueError> {
-        let keys = QueueKeys::new(kind);
-        let mut conn = self.conn.clone();
-        let cutoff = now_ms().saturating_sub(older_than.as_millis() as u64);
-        let ids: Vec<String> = conn
-            .zrangebyscore_limit(keys.waiting(), "-inf", cutoff, 0, 200)
-            .await?;
-        for id in &ids {
-            let parent: Option<String> = conn.hget(keys.job(id), "parent").await?;
-            // Push the next look further out before looking, so busy sweepers spread out.
-            let _: () = conn.zadd(keys.waiting(), id, now_ms()).await?;
-            match parent {
-                Some(p) if !p.is_empty() => self.link_dependency(kind, id, &p).await?,
-                _ => self.resolve_dependency(kind, id, true, "").await?,
+        let mut inv = self.script(&scripts::RECHECK_WAITING, &QueueKeys::new(kind));
+        inv.arg(older_than.as_millis() as u64);
+        let waiting = replies::still_waiting(&self.run_list(inv).await?)?;
+        for (id, parent) in &waiting {
+            if parent.is_empty() {
+                self.resolve_dependency(kind, id, true, "").await?;
+            } else {
+                self.link_dependency(kind, id, parent).await?;
             }
         }
-        Ok(ids.len())
+        Ok(waiting.len())
     }
 }

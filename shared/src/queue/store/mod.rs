@@ -23,10 +23,9 @@ mod enqueue;
 pub use claim::Fetched;
 
 use super::cipher::{Cipher, CipherError};
-use super::ids::kind_of_id;
+use super::ids::{id_prefix, kind_of_id};
 use super::keys::QueueKeys;
 use super::scripts;
-use crate::clock::now_ms;
 use crate::config::Config;
 use crate::events;
 use redis::aio::ConnectionManager;
@@ -63,6 +62,14 @@ pub enum QueueError {
         state: String,
         /// What the operation needed.
         expected: &'static str,
+    },
+    /// The job's record cannot be read as it stands (poison): why.
+    #[error("job {id} has a malformed record: {why}")]
+    Malformed {
+        /// Job id.
+        id: String,
+        /// What is wrong.
+        why: String,
     },
     /// A verify code that is not 6 digits.
     #[error("a verify code is exactly 6 digits")]
@@ -130,8 +137,8 @@ impl JobStore {
             .arg(keys.prefix())
             .arg(events::stream_key(keys.kind()))
             .arg(self.cfg.queue.events_maxlen)
-            .arg(now_ms())
-            .arg(keys.kind().as_str());
+            .arg(keys.kind().as_str())
+            .arg(id_prefix(keys.kind()));
         inv
     }
 
