@@ -61,7 +61,24 @@ impl WorkerProcess {
     /// Starts a worker with exactly `env` as its `ONBOARD_*` environment (nothing of the
     /// caller's leaks in); see [`worker_env`].
     pub fn start(env: &[(String, String)]) -> Result<WorkerProcess, HarnessError> {
-        let mut cmd = Command::new(binary("onboard-worker")?);
+        Self::start_with_clock(env, None)
+    }
+
+    /// [`WorkerProcess::start`] with the process's clock shifted by `offset` (Debian's
+    /// `faketime`, e.g. `+30s` or `-30s`), to show that no decision rests on its clock.
+    pub fn start_with_clock(
+        env: &[(String, String)],
+        offset: Option<&str>,
+    ) -> Result<WorkerProcess, HarnessError> {
+        let bin = binary("onboard-worker")?;
+        let mut cmd = match offset {
+            Some(offset) => {
+                let mut cmd = Command::new("faketime");
+                cmd.arg("-f").arg(offset).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
         for (k, _) in std::env::vars() {
             if k.starts_with("ONBOARD_") {
                 cmd.env_remove(k);

@@ -123,12 +123,20 @@ pub struct Worker {
 pub struct WorkerOptions {
     /// Extra `ONBOARD_*` (or other) environment variables.
     pub env: Vec<(String, String)>,
+    /// The worker's clock, shifted by this much (`faketime -f`, e.g. `+30s`).
+    pub clock_offset: Option<String>,
 }
 
 impl WorkerOptions {
     /// Adds an environment variable.
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Runs the worker with its clock shifted by `offset` (`+30s`, `-30s`).
+    pub fn clock_offset(mut self, offset: &str) -> Self {
+        self.clock_offset = Some(offset.to_string());
         self
     }
 }
@@ -139,7 +147,8 @@ impl Worker {
         let mut env = onboard_harness::worker_env(&redis.url(), Some(sandbox.url()));
         env.extend(opts.env);
         Worker {
-            process: WorkerProcess::start(&env).unwrap_or_else(|e| panic!("{e}")),
+            process: WorkerProcess::start_with_clock(&env, opts.clock_offset.as_deref())
+                .unwrap_or_else(|e| panic!("{e}")),
         }
     }
 

@@ -7,7 +7,7 @@ use onboard_shared::queue::*;
 use onboard_shared::ErrorClass;
 use onboard_tests::fixtures::*;
 use onboard_tests::scrape::{scrape, sum};
-use onboard_tests::{wait_all, RedisServer, Sandbox, Worker};
+use onboard_tests::{wait_all, RedisServer, Sandbox, Worker, WorkerOptions};
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
@@ -249,4 +249,49 @@ async fn provider_faults_timeouts_and_throttle_storms() {
     {
         assert_eq!(count, 1);
     }
+}
+
+/// One clock: workers whose clocks run 30 s ahead and 30 s behind, beside a correct one,
+/// neither take each other's leases (no job runs twice, nothing is created twice) nor take
+/// more than the provider's limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn skewed_clocks_steal_no_lease_and_keep_the_limit() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    sandbox.set_faults(serde_json::json!({"seed": 3, "latency_ms": 30}));
+    let opts = WorkerOptions::default()
+        .env("ONBOARD_QUEUE__LEASE_MS", 3_000)
+        .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 10)
+        .env("ONBOARD_QUEUE__CONCURRENCY__REGISTER_USER", 10);
+    let _workers: Vec<Worker> = [None, Some("+30s"), Some("-30s")]
+        .into_iter()
+        .map(|offset| {
+            let opts = match offset {
+                Some(o) => opts.clone().clock_offset(o),
+                None => opts.clone(),
+            };
+            Worker::start(&redis, &sandbox, opts)
+        })
+        .collect();
+    let p = producer(&redis).await;
+    let mut ids = enqueue_all(&p, (0..120).map(customer).collect()).await;
+    ids.extend(enqueue_all(&p, (0..120).map(user).collect()).await);
+    let done = wait_all(&p, &ids, Duration::from_secs(120)).await;
+    for s in &done {
+        assert_eq!(s.state, JobState::Succeeded, "{s:?}");
+        assert_eq!(s.attempts, 1, "no job ran twice: {s:?}");
+        assert!(!s.uncertain, "no lease was taken over: {s:?}");
+    }
+    let stats = sandbox.stats();
+    assert_eq!(stats["duplicates"], 0, "{stats}");
+    for action in ["ServiceCreateCustomer", "add-custom-user"] {
+        assert_eq!(
+            stats["actions"][action]["rate_limit_violations"], 0,
+            "{action}: {stats}"
+        );
+    }
+    let iot_peak = stats["actions"]["ServiceCreateCustomer"]["max_per_second"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(iot_peak <= 20, "IoT's 20/s held: {iot_peak}");
 }

@@ -260,6 +260,37 @@ async fn health_follows_redis() {
     }
 }
 
+/// Housekeeping that fails says so: it is counted, and after three failed rounds in a row
+/// `/readyz` answers 503 although Redis answers pings.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_housekeeping_makes_the_worker_unready() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    // A Redis user who may not run scripts: PING works, every housekeeping round fails.
+    let mut admin = redis.connection();
+    redis::cmd("ACL")
+        .arg(&["SETUSER", "noscripts", "on", ">pw", "~*", "&*", "+@all"])
+        .arg(&["-eval", "-evalsha", "-eval_ro", "-evalsha_ro"])
+        .query::<()>(&mut admin)
+        .unwrap();
+    let url = format!("redis://noscripts:pw@127.0.0.1:{}/", redis.port());
+    let worker = Worker::start(&redis, &sandbox, quick().env("ONBOARD_REDIS_URL", url));
+    let base = worker
+        .metrics_url()
+        .trim_end_matches("/metrics")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while blocking_http_status(&format!("{base}/readyz")) != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still ready while housekeeping fails"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = scrape(worker.metrics_url());
+    assert!(sum(&m, "onboard_sweeper_errors_total", &[]) >= 3.0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_of_a_full_run_hold_no_secrets() {
     let redis = RedisServer::start();

@@ -406,3 +406,50 @@ async fn send_verify_code_mode() {
         "throttling used no attempt: {deferred:?}"
     );
 }
+
+/// Finding 11: every expiry is counted in `onboard_jobs_finished_total{outcome="expired"}`,
+/// also when someone supplies a code after the deadline (that supply is refused and
+/// changes nothing; the sweeper is the one place jobs expire).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_supplied_after_the_deadline_is_refused_and_the_expiry_counted() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    let worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick().env("ONBOARD_QUEUE__CODE_LIFETIME_SECS", 1),
+    );
+    let p = producer(&redis).await;
+    let id = p
+        .enqueue(&account(6), &Default::default())
+        .await
+        .unwrap()
+        .id;
+    let awaiting = p
+        .wait_until(&id, WAIT, |s| s.state == JobState::AwaitingCode)
+        .await
+        .unwrap();
+    // Waiting out the deadline is the point here: nothing else marks its passing.
+    let deadline = awaiting
+        .deadline_ms
+        .expect("an awaiting job has a deadline");
+    let now = onboard_shared::clock::now_ms();
+    tokio::time::sleep(Duration::from_millis(deadline.saturating_sub(now) + 20)).await;
+    let code = sandbox
+        .latest_code(&phone_of(6))
+        .expect("a code was texted");
+    let refused = p.supply_code(&id, &Secret::new(code)).await.unwrap_err();
+    assert!(refused.to_string().contains("expired"), "{refused}");
+    let expired = p
+        .wait_until(&id, WAIT, |s| s.state == JobState::Expired)
+        .await
+        .unwrap();
+    assert_eq!(expired.state, JobState::Expired);
+    let m = onboard_tests::scrape::scrape(worker.metrics_url());
+    let counted = onboard_tests::scrape::sum(
+        &m,
+        "onboard_jobs_finished_total",
+        &[("kind", "create-account"), ("outcome", "expired")],
+    );
+    assert_eq!(counted, 1.0);
+}

@@ -250,3 +250,39 @@ async fn three_workers_share_the_create_account_limit() {
             <= 5
     );
 }
+
+/// Finding 7: once SIGTERM arrives the worker claims nothing more, so no job is handed back
+/// marked uncertain although it never ran (an uncertain create reconciles for nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_claims_nothing_more_and_marks_nothing_uncertain() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 300}));
+    let mut worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick()
+            .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 10)
+            .env("ONBOARD_QUEUE__SHUTDOWN_GRACE_MS", 10_000),
+    );
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..200).map(customer).collect()).await;
+    wait_all(&p, &ids[..5], Duration::from_secs(30)).await;
+    assert!(worker.terminate(Duration::from_secs(30)));
+    let mut succeeded = 0;
+    for id in &ids {
+        let s = p.status(id, false).await.unwrap();
+        assert!(
+            matches!(s.state, JobState::Succeeded | JobState::Queued),
+            "{id} is {}",
+            s.state
+        );
+        assert!(!s.uncertain, "{id} was handed back uncertain: {s:?}");
+        succeeded += usize::from(s.state == JobState::Succeeded);
+    }
+    // What ran when SIGTERM came finished in the grace period; nothing was started after.
+    assert!(
+        succeeded < 40,
+        "{succeeded} succeeded: claiming went on after SIGTERM"
+    );
+}

@@ -2,6 +2,7 @@
 //!
 //! * [`runtime`]: apalis on our Redis backend: fetch into free slots, leases and their
 //!   renewal, acknowledgements (successes in batches), the outcome policy;
+//! * [`credentials`]: which credentials each kind needs (checked at start-up);
 //! * [`handlers`]: what one attempt of each job kind does against its provider;
 //! * [`launcher`]: the apalis `Monitor`, one worker per job kind;
 //! * [`sweeper`]: housekeeping every second (code deadlines, waiting children, gauges);
@@ -12,6 +13,7 @@
 //! target exists so the benchmark harness can run the same runtime in-process.
 
 pub mod catalogue;
+pub mod credentials;
 pub mod handlers;
 pub mod http;
 pub mod launcher;

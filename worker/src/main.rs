@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use onboard_shared::config::Config;
 use onboard_shared::queue::{JobStore, QueueError};
 use onboard_shared::ratelimit::RedisGate;
-use onboard_worker::{catalogue, handlers, http, launcher, sweeper, telemetry};
+use onboard_worker::{catalogue, credentials, handlers, http, launcher, sweeper, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +48,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = Config::load(cli.config.as_deref())?;
     telemetry::init();
+    credentials::check(&cfg).map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let metrics = PrometheusBuilder::new()
         .set_buckets(&[
             0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,

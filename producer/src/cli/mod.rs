@@ -4,6 +4,7 @@ mod backfill_cmd;
 mod demo;
 mod enqueue;
 mod inspect;
+mod rekey;
 
 use clap::{Parser, Subcommand};
 use onboard_producer::{Producer, ProducerError};
@@ -77,6 +78,9 @@ enum Command {
     Customers(inspect::CustomersArgs),
     /// Run everything end to end on this machine against the local sandbox.
     Demo(demo::DemoArgs),
+    /// Re-encrypt everything in Redis with the first key of ONBOARD_ENCRYPTION_KEY (key
+    /// rotation: configure `new,old`, run this, then configure `new` alone).
+    Rekey,
 }
 
 /// A failed command: what to print and the exit code.
@@ -131,6 +135,9 @@ impl Ctx {
     async fn producer(&self) -> Result<Producer, Failure> {
         Producer::connect(&self.cfg).await.map_err(|e| match e {
             ProducerError::Queue(QueueError::Cipher(c)) => Failure::invalid(c.to_string()),
+            ProducerError::Queue(e @ QueueError::KeyMismatch { .. }) => {
+                Failure::invalid(e.to_string())
+            }
             other => Failure::infra(format!(
                 "cannot reach Redis at {}: {other}",
                 self.cfg.redis_url_for_display()
@@ -172,5 +179,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ResendCode { job_id } => inspect::resend_code(&ctx, &job_id).await,
         Command::Customers(args) => inspect::customers(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
+        Command::Rekey => rekey::run(&ctx).await,
     }
 }

@@ -40,4 +40,4 @@ pub use error_record::ErrorRecord;
 pub use job_state::JobState;
 pub use options::{EnqueueOptions, Enqueued};
 pub use status::{JobStatus, QueueStats};
-pub use store::{Fetched, JobStore, QueueError};
+pub use store::{Fetched, JobStore, QueueError, RekeyReport};

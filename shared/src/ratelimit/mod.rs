@@ -7,7 +7,6 @@
 //! without using an attempt. When a provider itself says "slow down",
 //! [`RedisGate::cool_down`] pauses that provider for every worker (`cool_down.lua`).
 
-use crate::clock::now_ms;
 use crate::config::RateLimits;
 use crate::providers::{Action, Limit, Provider, RequestGate};
 use crate::{ProviderError, ThrottledBy};
@@ -94,7 +93,6 @@ impl RedisGate {
         let reply: Result<(i64, i64, i64), _> = GCRA
             .key(LimiterKeys::slot(action.limit, action.provider))
             .key(LimiterKeys::cooldown(action.provider))
-            .arg(now_ms())
             .arg(interval_ms)
             .arg(self.max_inline_wait.as_millis() as u64)
             .invoke_async(&mut conn)

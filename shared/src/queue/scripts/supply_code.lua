@@ -19,7 +19,7 @@ if f[1] == 'running' and f[3] ~= 'verify' then
   return {'ok'}
 end
 if f[1] ~= 'awaiting_code' then return {'wrong_state', f[1]} end
-if (whole(f[2], 0) or 0) < now then return {'wrong_state', 'expired'} end
+if (whole(f[2], 0) or 0) <= now then return {'wrong_state', 'expired'} end
 redis.call('ZREM', prefix .. 'awaiting', id)
 redis.call('HSET', key, 'state', 'queued', 'code', ARGV[7], 'updated_ms', now_text)
 make_ready(id, false)

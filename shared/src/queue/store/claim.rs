@@ -26,7 +26,10 @@ pub struct Fetched {
 
 impl JobStore {
     /// Claims up to `batch` due jobs of `kind`, leased for the configured lease. Jobs whose
-    /// payload does not decode are quarantined here and not returned.
+    /// payload does not decode are quarantined here and not returned. A quarantine that
+    /// fails (Redis went away) is logged and left for later: that job's lease runs out and
+    /// it is claimed, and quarantined, again; the good jobs of the batch are returned all
+    /// the same, so none of them is left leased with nobody running it.
     pub async fn fetch(
         &self,
         kind: JobKind,
@@ -44,10 +47,12 @@ impl JobStore {
         for row in reply.rows {
             match row.and_then(|row| self.decode_claim(kind, row)) {
                 Ok(job) => jobs.push(job),
-                Err(bad) => {
-                    quarantined += 1;
-                    self.quarantine(&keys, &bad).await?;
-                }
+                Err(bad) => match self.quarantine(&keys, &bad).await {
+                    Ok(()) => quarantined += 1,
+                    Err(e) => {
+                        tracing::warn!(job_id = %bad.id, error = %e, "could not quarantine an undecodable job yet; its lease will run out and it is tried again");
+                    }
+                },
             }
         }
         Ok(Fetched {

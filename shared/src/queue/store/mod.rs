@@ -8,7 +8,8 @@
 //! * `complete`: record an attempt's outcome, one at a time or successes in batches;
 //! * `dependencies`: children waiting on a parent;
 //! * `codes`: verify codes (supply, resend, expire);
-//! * `admin`: status, dead letters, statistics.
+//! * `admin`: status, dead letters, statistics;
+//! * `keyring`: which encryption keys Redis's data is sealed with, and re-sealing it.
 //!
 //! The store is cheap to clone (one multiplexed, auto-reconnecting connection underneath)
 //! and is shared by the producer, the worker's runtime and the sweeper.
@@ -19,8 +20,10 @@ mod codes;
 mod complete;
 mod dependencies;
 mod enqueue;
+mod keyring;
 
 pub use claim::Fetched;
+pub use keyring::RekeyReport;
 
 use super::cipher::{Cipher, CipherError};
 use super::ids::{id_prefix, kind_of_id};
@@ -71,6 +74,12 @@ pub enum QueueError {
         /// What is wrong.
         why: String,
     },
+    /// Redis holds data sealed with keys this process does not have.
+    #[error("Redis holds data encrypted with key(s) this process does not have (key check {}): set ONBOARD_ENCRYPTION_KEY to the key(s) it was written with (a comma-separated list: the first encrypts, all decrypt)", .unknown.join(", "))]
+    KeyMismatch {
+        /// The check values of the keys we lack.
+        unknown: Vec<String>,
+    },
     /// A verify code that is not 6 digits.
     #[error("a verify code is exactly 6 digits")]
     BadCode,
@@ -92,7 +101,8 @@ impl std::fmt::Debug for JobStore {
 }
 
 impl JobStore {
-    /// Connects to Redis (reconnecting by itself later) and checks the encryption key.
+    /// Connects to Redis (reconnecting by itself later) and checks the encryption keys
+    /// against the ones Redis's data is sealed with.
     pub async fn connect(cfg: &Config) -> Result<JobStore, QueueError> {
         let cipher = Cipher::from_config(cfg)?;
         let client = redis::Client::open(cfg.redis_url.as_str())?;
@@ -104,12 +114,14 @@ impl JobStore {
         let conn = client
             .get_connection_manager_with_config(manager_cfg)
             .await?;
-        Ok(JobStore {
+        let store = JobStore {
             conn,
             client,
             cipher: Arc::new(cipher),
             cfg: Arc::new(cfg.clone()),
-        })
+        };
+        store.check_keys().await?;
+        Ok(store)
     }
 
     /// The configuration the store was opened with.

@@ -1,0 +1,189 @@
+//! Which encryption keys the data in Redis is sealed with, kept as their check values in
+//! one set, so that a process with the wrong key refuses to start (naming the problem)
+//! instead of dead-lettering every job it reads as undecodable; and key rotation:
+//! [`JobStore::rekey`] re-seals everything at rest with the first configured key, after
+//! which the older keys can be dropped from the configuration.
+
+use super::{JobStore, QueueError};
+use crate::jobs::JobKind;
+use crate::queue::keys::QueueKeys;
+use redis::{AsyncCommands, Script};
+use std::sync::LazyLock;
+
+/// The set of check values of the keys Redis's data is sealed with.
+const KEY_CHECKS: &str = "onboard:key-checks";
+
+/// Replaces one hash field only if it still holds what was read (see `reseal.lua`).
+static RESEAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("reseal.lua")));
+
+/// Fields of a job record that hold sealed values.
+const SEALED_FIELDS: [&str; 4] = ["payload", "code", "early_code", "result"];
+
+/// What [`JobStore::rekey`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RekeyReport {
+    /// Values re-sealed with the first key.
+    pub resealed: u64,
+    /// Values already sealed with it.
+    pub current: u64,
+    /// Values that changed while being re-sealed (their job moved on; run rekey again).
+    pub changed_meanwhile: u64,
+    /// Values no configured key opens (corrupted): left as they are.
+    pub unreadable: u64,
+    /// True when only the first key's check value remains: the older keys can go.
+    pub old_keys_released: bool,
+}
+
+impl JobStore {
+    /// Checks this process's keys against the check values in Redis: every key Redis's
+    /// data is sealed with must be one of ours. Registers our sealing key.
+    pub(super) async fn check_keys(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let stored: Vec<String> = conn.smembers(KEY_CHECKS).await?;
+        let ours: Vec<&str> = self.cipher.checks().collect();
+        let unknown: Vec<String> = stored
+            .into_iter()
+            .filter(|c| !ours.contains(&c.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(QueueError::KeyMismatch { unknown });
+        }
+        let _: () = conn.sadd(KEY_CHECKS, self.cipher.sealing_check()).await?;
+        Ok(())
+    }
+
+    /// Re-seals every sealed value at rest (job records and bulk-enqueued entries of every
+    /// queue) with the first configured key. When nothing is left sealed with another key,
+    /// the other keys' check values are dropped from Redis, and the keys from the
+    /// configuration may go.
+    pub async fn rekey(&self) -> Result<RekeyReport, QueueError> {
+        let mut report = RekeyReport::default();
+        for kind in JobKind::ALL {
+            let keys = QueueKeys::new(kind);
+            self.rekey_records(&keys, &mut report).await?;
+            self.rekey_pending(&keys, &mut report).await?;
+        }
+        if report.unreadable == 0 && report.changed_meanwhile == 0 {
+            let mut conn = self.conn.clone();
+            let stored: Vec<String> = conn.smembers(KEY_CHECKS).await?;
+            for check in stored.iter().filter(|c| *c != self.cipher.sealing_check()) {
+                let _: () = conn.srem(KEY_CHECKS, check).await?;
+            }
+            report.old_keys_released = true;
+        }
+        Ok(report)
+    }
+
+    async fn rekey_records(
+        &self,
+        keys: &QueueKeys,
+        report: &mut RekeyReport,
+    ) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let records: Vec<String> = {
+            let mut iter: redis::AsyncIter<String> = conn.scan_match(keys.job("*")).await?;
+            let mut all = Vec::new();
+            while let Some(key) = iter.next_item().await {
+                all.push(key?);
+            }
+            all
+        };
+        for record in records {
+            let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                .arg(&record)
+                .arg(&SEALED_FIELDS)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            for (field, value) in SEALED_FIELDS.iter().zip(values) {
+                if let Some(sealed) = value.filter(|v| !v.is_empty()) {
+                    let resealed = match self.cipher.open_checked(&sealed) {
+                        Ok((_, true)) => None,
+                        Ok((plain, false)) => Some(self.cipher.seal(&plain)),
+                        Err(_) => {
+                            report.unreadable += 1;
+                            continue;
+                        }
+                    };
+                    self.reseal(&record, field, &sealed, resealed, report)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn rekey_pending(
+        &self,
+        keys: &QueueKeys,
+        report: &mut RekeyReport,
+    ) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let entries: Vec<(String, Vec<u8>)> = {
+            let mut iter: redis::AsyncIter<(String, Vec<u8>)> = conn.hscan(keys.pending()).await?;
+            let mut all = Vec::new();
+            while let Some(entry) = iter.next_item().await {
+                all.push(entry?);
+            }
+            all
+        };
+        for (id, entry) in entries {
+            // `max_attempts|created_ms|idempotency key|payload` (see `pending`).
+            let Some(at) = nth_separator(&entry, 3) else {
+                report.unreadable += 1;
+                continue;
+            };
+            let (head, sealed) = entry.split_at(at + 1);
+            let resealed = match self.cipher.open_checked(sealed) {
+                Ok((_, true)) => None,
+                Ok((plain, false)) => Some([head, &self.cipher.seal(&plain)].concat()),
+                Err(_) => {
+                    report.unreadable += 1;
+                    continue;
+                }
+            };
+            self.reseal(&keys.pending(), &id, &entry, resealed, report)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `resealed` over `old` in `hash`.`field` if it still holds `old`.
+    async fn reseal(
+        &self,
+        hash: &str,
+        field: &str,
+        old: &[u8],
+        resealed: Option<Vec<u8>>,
+        report: &mut RekeyReport,
+    ) -> Result<(), QueueError> {
+        let Some(new) = resealed else {
+            report.current += 1;
+            return Ok(());
+        };
+        let mut conn = self.conn.clone();
+        let written: i64 = RESEAL
+            .key(hash)
+            .arg(field)
+            .arg(old)
+            .arg(new)
+            .invoke_async(&mut conn)
+            .await?;
+        if written == 1 {
+            report.resealed += 1;
+        } else {
+            report.changed_meanwhile += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The index of the `n`th `|` in `entry`.
+fn nth_separator(entry: &[u8], n: usize) -> Option<usize> {
+    entry
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'|')
+        .nth(n - 1)
+        .map(|(i, _)| i)
+}
