@@ -28,6 +28,12 @@ pub struct FaultSettings {
     pub throttle_rate: f64,
     /// Only these actions get faults; `None` means all.
     pub actions: Option<Vec<String>>,
+    /// At most this many faults (errors, throttles, timeouts) in all, then every request is
+    /// served; `None` means no cap. "Time out the first create only" is `1`.
+    pub max_faults: Option<u64>,
+    /// Look-ups (ServiceGetCustomerList, get-custom-user) do not see what was created less
+    /// than this long ago, like a provider whose reads lag its writes.
+    pub lookup_lag_ms: u64,
 }
 
 impl Default for FaultSettings {
@@ -41,6 +47,8 @@ impl Default for FaultSettings {
             hang_ms: 30_000,
             throttle_rate: 0.0,
             actions: None,
+            max_faults: None,
+            lookup_lag_ms: 0,
         }
     }
 }
@@ -72,13 +80,19 @@ pub struct Decision {
 pub struct Faults {
     settings: FaultSettings,
     rng: StdRng,
+    /// Faults injected so far (for `max_faults`).
+    injected: u64,
 }
 
 impl Faults {
     /// Faults with `settings`, RNG seeded from `settings.seed`.
     pub fn new(settings: FaultSettings) -> Self {
         let rng = StdRng::seed_from_u64(settings.seed);
-        Faults { settings, rng }
+        Faults {
+            settings,
+            rng,
+            injected: 0,
+        }
     }
 
     /// The current settings.
@@ -101,8 +115,9 @@ impl Faults {
         }
         let latency = Duration::from_millis(s.latency_ms);
         let total = s.error_rate + s.throttle_rate + s.timeout_rate;
+        let spent = s.max_faults.is_some_and(|max| self.injected >= max);
         // Only draw when some rate is set, so turning faults on does not shift other draws.
-        let outcome = if total <= 0.0 {
+        let outcome = if total <= 0.0 || spent {
             Outcome::Proceed
         } else {
             let r: f64 = self.rng.gen();
@@ -116,7 +131,17 @@ impl Faults {
                 Outcome::Proceed
             }
         };
+        if outcome != Outcome::Proceed {
+            self.injected += 1;
+        }
         Decision { latency, outcome }
+    }
+}
+
+impl Faults {
+    /// How long look-ups lag behind creates.
+    pub fn lookup_lag(&self) -> Duration {
+        Duration::from_millis(self.settings.lookup_lag_ms)
     }
 }
 
@@ -179,6 +204,17 @@ mod tests {
         });
         assert_eq!(f.decide("CreateAccount").outcome, Outcome::Error);
         assert_eq!(f.decide("GetCountryCodes").outcome, Outcome::Proceed);
+    }
+
+    #[test]
+    fn faults_stop_at_their_cap() {
+        let mut f = Faults::new(FaultSettings {
+            timeout_rate: 1.0,
+            max_faults: Some(1),
+            ..FaultSettings::default()
+        });
+        assert!(matches!(f.decide("x").outcome, Outcome::Timeout(_)));
+        assert_eq!(f.decide("x").outcome, Outcome::Proceed);
     }
 
     #[test]

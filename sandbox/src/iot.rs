@@ -256,6 +256,7 @@ fn create_customer(
         store.customers.insert(
             customer_id.clone(),
             Customer {
+                created: std::time::Instant::now(),
                 customer_id: customer_id.clone(),
                 country_code,
                 phone_number,
@@ -305,10 +306,12 @@ fn get_customer_list(
     let id = text(params, "CustomerId");
     let cc = text(params, "CountryCode");
     let phone = text(params, "PhoneNumber");
+    let lag = lock(&st.faults).lookup_lag();
     let store = lock(&st.store);
     let matching: Vec<&Customer> = store
         .customers
         .values()
+        .filter(|c| c.created.elapsed() >= lag)
         .filter(|c| id.as_ref().is_none_or(|v| *v == c.customer_id))
         .filter(|c| cc.as_ref().is_none_or(|v| *v == c.country_code))
         .filter(|c| phone.as_ref().is_none_or(|v| *v == c.phone_number))

@@ -235,6 +235,7 @@ fn add_user(st: &AppState, params: &BTreeMap<String, String>) -> Outcome2 {
     }
     let name = non_empty(params, "name").unwrap_or(email).to_string();
     let user = PolyvUser {
+        created: std::time::Instant::now(),
         app_id: st.random_string(ALNUM, 10),
         name,
         app_secret: st.random_string(HEX, 32),
@@ -255,9 +256,11 @@ fn add_user(st: &AppState, params: &BTreeMap<String, String>) -> Outcome2 {
 
 fn find_user(st: &AppState, params: &BTreeMap<String, String>) -> Outcome2 {
     let email = non_empty(params, "email").ok_or((400, "param validate error"))?;
+    let lag = lock(&st.faults).lookup_lag();
     lock(&st.store)
         .polyv_users
         .get(email)
+        .filter(|u| u.created.elapsed() >= lag)
         .map(user_data)
         .ok_or((400, "user not found."))
 }

@@ -50,6 +50,8 @@ pub struct Limits {
 /// An IoT customer.
 #[derive(Debug, Clone)]
 pub struct Customer {
+    /// When it was created (look-ups may lag behind, see `FaultSettings::lookup_lag_ms`).
+    pub created: std::time::Instant,
     /// CustomerId.
     pub customer_id: String,
     /// CountryCode.
@@ -96,6 +98,8 @@ pub struct Phone {
 /// A POLYV sub-user.
 #[derive(Debug, Clone)]
 pub struct PolyvUser {
+    /// When it was created (look-ups may lag behind, see `FaultSettings::lookup_lag_ms`).
+    pub created: std::time::Instant,
     /// The user's own appId.
     pub app_id: String,
     /// Display name.

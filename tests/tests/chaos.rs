@@ -295,3 +295,130 @@ async fn skewed_clocks_steal_no_lease_and_keep_the_limit() {
         .unwrap_or(u64::MAX);
     assert!(iot_peak <= 20, "IoT's 20/s held: {iot_peak}");
 }
+
+/// Everything at once, in one 10,000-job mixed run: poison records among the jobs, a worker
+/// whose clock runs 20 s ahead beside a correct one, a kill -9, a Redis restart and a
+/// throttle storm. Every good job ends terminal, nothing is created twice, every poison
+/// record is dead with its reason, and no job used more attempts than allowed.
+#[tokio::test(flavor = "multi_thread")]
+async fn everything_at_once() {
+    let mut redis = RedisServer::start_with(true);
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    let faults = |throttle: f64| {
+        serde_json::json!({"seed": 9, "latency_ms": 5, "error_rate": 0.03,
+            "timeout_rate": 0.01, "hang_ms": 1_000, "throttle_rate": throttle})
+    };
+    sandbox.set_faults(faults(0.0));
+    let opts = quick()
+        .env("ONBOARD_HTTP_TIMEOUT_MS", 500)
+        .env("ONBOARD_QUEUE__LEASE_MS", 2_000)
+        .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 50)
+        .env("ONBOARD_QUEUE__CONCURRENCY__REGISTER_USER", 50)
+        .env("ONBOARD_QUEUE__CONCURRENCY__BIND_DEVICES", 50);
+    let p = producer(&redis).await;
+    let mut events = EventFollower::from_now(p.store()).await.expect("events");
+    let (customers, others) = enqueue_mixed(&p, 4_000, 4_000, 2_000).await;
+    let poison = inject_poison(&redis);
+    let mut plain = Worker::start(&redis, &sandbox, opts.clone());
+    let _ahead = Worker::start(&redis, &sandbox, opts.clone().clock_offset("+20s"));
+
+    until_events(&mut events, 1_500, |e| {
+        e.state.job_state() == Some(JobState::Succeeded)
+    })
+    .await;
+    plain.kill9();
+    let _plain = Worker::start(&redis, &sandbox, opts.clone());
+    until_events(&mut events, 1_500, |e| {
+        e.state.job_state() == Some(JobState::Succeeded)
+    })
+    .await;
+    redis.restart();
+    let mut events = EventFollower::from_now(p.store()).await.expect("events");
+    until_events(&mut events, 1_000, |e| {
+        e.state.job_state() == Some(JobState::Succeeded)
+    })
+    .await;
+    sandbox.set_faults(faults(0.5));
+    until_events(&mut events, 20, |e| {
+        e.state.job_state() == Some(JobState::RetryScheduled)
+            && e.error
+                .as_ref()
+                .is_some_and(|r| r.class == ErrorClass::Throttled)
+    })
+    .await;
+    sandbox.set_faults(faults(0.0));
+
+    let all: Vec<String> = customers.iter().chain(&others).cloned().collect();
+    let done = wait_all(&p, &all, Duration::from_secs(300)).await;
+    for s in &done {
+        assert!(
+            s.state == JobState::Succeeded || (s.state == JobState::Dead && s.last_error.is_some()),
+            "every good job ends succeeded, or dead with a reason: {s:?}"
+        );
+        assert!(s.attempts <= s.max_attempts, "{s:?}");
+    }
+    let ok = done
+        .iter()
+        .filter(|s| s.state == JobState::Succeeded)
+        .count();
+    assert!(ok > 9_900, "only {ok} of 10,000 succeeded");
+    let stats = sandbox.stats();
+    assert_eq!(stats["duplicates"], 0, "nothing created twice: {stats}");
+    for (id, reason) in poison {
+        let s = p.status(&id, false).await.unwrap();
+        assert_eq!(s.state, JobState::Dead, "{id}");
+        let why = s.last_error.unwrap().message;
+        assert!(why.contains(reason), "{id}: {why}");
+    }
+}
+
+/// Malformed records among the create-customer jobs: ids and the reason each must end with.
+fn inject_poison(redis: &RedisServer) -> Vec<(String, &'static str)> {
+    use onboard_shared::queue::keys::QueueKeys;
+    use redis::Commands;
+    let keys = QueueKeys::new(onboard_shared::jobs::JobKind::CreateCustomer);
+    let mut conn = redis.connection();
+    let mut poison = Vec::new();
+    for (i, (field, value)) in [("attempts", "many"), ("max_attempts", "-")]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("cust_01POISONFIELD{i}");
+        let _: () = conn
+            .hset_multiple(
+                keys.job(&id),
+                &[
+                    ("state", "queued"),
+                    ("payload", "x"),
+                    ("attempts", "0"),
+                    ("max_attempts", "3"),
+                    (field, value),
+                ],
+            )
+            .unwrap();
+        let _: () = conn.rpush(keys.ready(), &id).unwrap();
+        poison.push((id, "is not a whole number"));
+    }
+    let wrong_type = "cust_01POISONTYPE".to_string();
+    let _: () = conn.set(keys.job(&wrong_type), "a string").unwrap();
+    let _: () = conn.zadd(keys.scheduled(), &wrong_type, 1).unwrap();
+    poison.push((wrong_type, "is a string, not a hash"));
+    let no_record = "cust_01POISONNONE".to_string();
+    let _: () = conn.rpush(keys.ready(), &no_record).unwrap();
+    poison.push((no_record, "which has no record"));
+    let undecodable = "cust_01POISONPAYLOAD".to_string();
+    let _: () = conn
+        .hset_multiple(
+            keys.job(&undecodable),
+            &[
+                ("state", "queued"),
+                ("payload", "not encrypted"),
+                ("attempts", "0"),
+                ("max_attempts", "3"),
+            ],
+        )
+        .unwrap();
+    let _: () = conn.rpush(keys.ready(), &undecodable).unwrap();
+    poison.push((undecodable, "payload: not an encrypted value"));
+    poison
+}

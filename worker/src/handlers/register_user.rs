@@ -1,12 +1,14 @@
 //! `register-user`: POLYV add-custom-user, reconciled with get-custom-user when an earlier
-//! attempt's outcome is unknown. The returned appSecret is a secret: it is stored encrypted
-//! and shown only on request.
+//! attempt's outcome is unknown (an uncertain add answered "already registered" looks again
+//! before it believes the answer, as in `create_customer`). The returned appSecret is a
+//! secret: it is stored encrypted and shown only on request.
 
 use super::Runner;
 use crate::runtime::{JobFailure, JobOutcome};
 use onboard_shared::jobs::RegisterUserJob;
-use onboard_shared::providers::polyv::PolyvUser;
+use onboard_shared::providers::polyv::{errors, PolyvUser};
 use onboard_shared::queue::ClaimedJob;
+use onboard_shared::ProviderError;
 use serde_json::json;
 
 fn result(user: &PolyvUser, reconciled: bool) -> JobOutcome {
@@ -29,6 +31,17 @@ pub(super) async fn run(
             return Ok(result(&user, true));
         }
     }
-    let user = runner.polyv.add_custom_user(job).await?;
-    Ok(result(&user, false))
+    match runner.polyv.add_custom_user(job).await {
+        Ok(user) => Ok(result(&user, false)),
+        Err(e) if claimed.uncertain && errors::is_already_exists(&e) => {
+            match runner.polyv.get_custom_user(&job.email).await? {
+                Some(user) => Ok(result(&user, true)),
+                None => Err(JobFailure::Provider(ProviderError::transient(
+                    "AlreadyExistsNotVisible",
+                    "the provider says the user exists but does not show it yet",
+                ))),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }

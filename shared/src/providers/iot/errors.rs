@@ -27,10 +27,30 @@ pub fn classify(code: &str, message: &str) -> ProviderError {
     }
 }
 
+/// Whether a ServiceCreateCustomer answer means the customer exists already (IoT gives it
+/// no code of its own: `InvalidParameterValue` saying so).
+pub fn is_already_exists(err: &ProviderError) -> bool {
+    matches!(err, ProviderError::Permanent { code, message }
+        if code == "InvalidParameterValue" && message.to_ascii_lowercase().contains("exist"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ErrorClass;
+
+    #[test]
+    fn already_exists() {
+        assert!(is_already_exists(&classify(
+            "InvalidParameterValue",
+            "customer already exists"
+        )));
+        assert!(!is_already_exists(&classify(
+            "InvalidParameterValue",
+            "Signature 无效"
+        )));
+        assert!(!is_already_exists(&classify("invalid Phone", "exists")));
+    }
 
     #[test]
     fn classes() {

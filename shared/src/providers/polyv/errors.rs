@@ -32,6 +32,12 @@ pub fn classify(code: i64, message: &str) -> ProviderError {
     }
 }
 
+/// Whether an add-custom-user error means a user with this e-mail exists already.
+pub fn is_already_exists(err: &ProviderError) -> bool {
+    matches!(err, ProviderError::Permanent { code, message }
+        if code == "400" && message.to_ascii_lowercase().contains("already"))
+}
+
 /// Whether a get-custom-user error means "no such user".
 pub fn is_not_found(code: i64, message: &str) -> bool {
     let message = message.to_ascii_lowercase();
@@ -68,6 +74,11 @@ mod tests {
             }
         );
         assert!(is_not_found(400, "user not found."));
+        assert!(is_already_exists(&classify(
+            400,
+            "email already registered."
+        )));
+        assert!(!is_already_exists(&classify(400, "param validate error")));
         assert!(!is_not_found(400, "application not found."));
         assert!(!is_not_found(500, "user not found."));
     }

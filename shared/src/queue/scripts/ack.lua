@@ -69,6 +69,8 @@ if outcome == 'retry' then
   redis.call('HSET', key, 'state', 'retry_scheduled', 'run_at_ms', run_at)
   redis.call('ZADD', prefix .. 'scheduled', run_at, id)
   emit(id, 'retry_scheduled', 'error', ARGV[10])
+  -- An idle fetcher sleeping past the new due time learns of it now.
+  wake()
   return {'retry'}
 elseif outcome == 'defer' then
   local run_at = string.format('%d', now + tonumber(ARGV[9]))
@@ -77,6 +79,7 @@ elseif outcome == 'defer' then
   redis.call('HSET', key, 'state', 'retry_scheduled', 'run_at_ms', run_at, 'error', ARGV[10])
   redis.call('ZADD', prefix .. 'scheduled', run_at, id)
   emit(id, 'retry_scheduled', 'error', ARGV[10])
+  wake()
   return {'deferred'}
 elseif outcome == 'dead' then
   return with('dead', to_dead(id, ARGV[9]))

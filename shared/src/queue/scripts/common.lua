@@ -52,16 +52,20 @@ local function emit(id, state, extra_field, extra_value)
   trim_events()
 end
 
+-- Wakes one idle worker blocked on the notify list; a short list is enough to wake all
+-- idle workers without letting tokens pile up.
+local function wake()
+  redis.call('RPUSH', prefix .. 'notify', '1')
+  redis.call('LTRIM', prefix .. 'notify', -64, -1)
+end
+
 local function make_ready(id, front)
   if front then
     redis.call('LPUSH', prefix .. 'ready', id)
   else
     redis.call('RPUSH', prefix .. 'ready', id)
   end
-  -- Wake one idle worker blocked on the notify list; a short list is enough to wake all
-  -- idle workers without letting tokens pile up.
-  redis.call('RPUSH', prefix .. 'notify', '1')
-  redis.call('LTRIM', prefix .. 'notify', -64, -1)
+  wake()
 end
 
 -- Moves a job to the dead-letter set with its error record (JSON text); the job's record

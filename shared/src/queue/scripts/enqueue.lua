@@ -53,6 +53,7 @@ local all_fresh = #idem_pairs == 0
   or (not repeated and redis.call('MSETNX', unpack(idem_pairs)) == 1)
 
 local out = {}
+local scheduled_any = false
 local ready = {}
 local pending = {}
 local added = 0
@@ -85,6 +86,7 @@ for i = 0, n - 1 do
         redis.call('ZADD', prefix .. 'waiting', now_text, id)
       else
         state = 'scheduled'
+        scheduled_any = true
         redis.call('ZADD', prefix .. 'scheduled', run_at, id)
       end
       redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
@@ -106,6 +108,8 @@ if #ready > 0 then
   redis.call('RPUSH', prefix .. 'notify', unpack(tokens))
   redis.call('LTRIM', prefix .. 'notify', -64, -1)
 end
+-- An idle fetcher sleeping past a new run-at time learns of it now.
+if scheduled_any and #ready == 0 then wake() end
 if added > 0 then
   redis.call('HINCRBY', prefix .. 'counts', 'enqueued', added)
   trim_events()
