@@ -290,22 +290,23 @@ async fn sigterm_claims_nothing_more_and_marks_nothing_uncertain() {
 /// Finding 10: an uncertain create whose earlier attempt did create the customer (or POLYV
 /// user) but whose look-up did not see it yet is answered "already exists": it must look
 /// again and succeed, not end dead. The sandbox times the first create out after performing
-/// it, and its look-ups lag its writes by three seconds.
+/// it, and its look-ups lag its writes by 1.5 seconds.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_uncertain_create_that_lost_the_race_reconciles() {
     let redis = RedisServer::start();
     let sandbox = Sandbox::start(&["--no-rate-limits"]);
     sandbox.set_faults(serde_json::json!({
         "seed": 1, "timeout_rate": 1.0, "hang_ms": 1_500, "max_faults": 2,
-        "actions": ["ServiceCreateCustomer", "add-custom-user"], "lookup_lag_ms": 3_000,
+        "actions": ["ServiceCreateCustomer", "add-custom-user"], "lookup_lag_ms": 1_500,
     }));
     let _worker = Worker::start(
         &redis,
         &sandbox,
         quick()
             .env("ONBOARD_HTTP_TIMEOUT_MS", 300)
-            .env("ONBOARD_QUEUE__BACKOFF_BASE_MS", 100)
-            .env("ONBOARD_QUEUE__BACKOFF_CAP_MS", 300),
+            // Retries spread over seconds, so the look-ups catch up within the attempts.
+            .env("ONBOARD_QUEUE__BACKOFF_BASE_MS", 500)
+            .env("ONBOARD_QUEUE__BACKOFF_CAP_MS", 1_000),
     );
     let p = producer(&redis).await;
     let ids = enqueue_all(&p, vec![customer(1), user(1)]).await;
