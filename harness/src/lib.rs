@@ -4,6 +4,7 @@
 //! * [`RedisServer`]: a private `redis-server` on a free port with its own data directory
 //!   (never the machine's Redis on 6379), optionally with the append-only file on, and
 //!   restartable on the same port and data;
+//! * [`RedisCluster`]: three masters and three replicas on loopback, for the cluster suites;
 //! * [`binary`]: the workspace binaries, built fresh once per process under cargo;
 //! * [`SandboxProcess`] and [`WorkerProcess`]: `onboard-sandbox` and `onboard-worker`,
 //!   started and awaited through the ready line each prints ([`onboard_shared::ready`]): an
@@ -11,10 +12,12 @@
 
 mod binaries;
 mod process;
+mod redis_cluster;
 mod redis_server;
 
 pub use binaries::{binary, set_no_build, target_dir};
 pub use process::{free_port, spawn_ready, Process};
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 
 use std::process::Command;

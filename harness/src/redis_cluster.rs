@@ -1,0 +1,187 @@
+//! A private Redis Cluster on loopback: three masters and three replicas, each a
+//! `redis-server --cluster-enabled yes` on a free port with its own data directory (the
+//! append-only file on), joined with `redis-cli --cluster create ... --cluster-replicas 1`.
+//! A master can be killed to watch its replica take over.
+
+use super::process::free_port;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a node may be silent before the others fail it over (ms).
+const NODE_TIMEOUT_MS: u64 = 2_000;
+
+/// One node of the cluster.
+struct Node {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A private 3-master, 3-replica Redis Cluster, torn down on drop.
+pub struct RedisCluster {
+    nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Starts six nodes and joins them; returns once every slot is served. Panics when it
+    /// cannot (no redis-server or redis-cli: nothing here can run without them).
+    pub fn start() -> RedisCluster {
+        let dir = tempfile::tempdir().expect("temp dir for the cluster");
+        let mut nodes: Vec<Node> = (0..6)
+            .map(|i| {
+                let node_dir = dir.path().join(format!("node{i}"));
+                std::fs::create_dir_all(&node_dir).expect("node dir");
+                Node {
+                    port: free_port(),
+                    dir: node_dir,
+                    child: None,
+                }
+            })
+            .collect();
+        for node in &mut nodes {
+            node.spawn();
+        }
+        let cluster = RedisCluster { nodes, _dir: dir };
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &cluster.nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli is installed (Debian package redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_until_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    /// `redis://127.0.0.1:<port>/` of every node, the seeds a client starts from.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}/", n.port))
+            .collect()
+    }
+
+    /// The seeds as one comma-separated list (what `ONBOARD_REDIS_URL` takes for a cluster).
+    pub fn seed_list(&self) -> String {
+        self.urls().join(",")
+    }
+
+    /// Ports of the nodes that are masters now.
+    pub fn master_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .filter(|n| n.role().as_deref() == Some("master"))
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// Kills (SIGKILL) the node on `port`; its replica takes over after the node timeout.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
+            node.kill();
+        }
+    }
+
+    /// Waits until every live node reports `cluster_state:ok` (after a start or a
+    /// failover); panics after `timeout`.
+    pub fn wait_until_ok(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ok = self
+                .nodes
+                .iter()
+                .filter(|n| n.child.is_some())
+                .all(|n| n.cluster_ok());
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Node {
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+            .arg("--cluster-node-timeout")
+            .arg(NODE_TIMEOUT_MS.to_string())
+            .args(["--appendonly", "yes", "--save", "", "--logfile", ""])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let (child, _) = super::process::spawn_ready(
+            cmd,
+            "Ready to accept connections",
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn info(&self, what: &str) -> Option<String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_millis(500))
+            .ok()?;
+        redis::cmd(what).query::<String>(&mut conn).ok()
+    }
+
+    fn cluster_ok(&self) -> bool {
+        self.info_cluster()
+            .is_some_and(|i| i.contains("cluster_state:ok"))
+    }
+
+    fn info_cluster(&self) -> Option<String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_millis(500))
+            .ok()?;
+        redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query::<String>(&mut conn)
+            .ok()
+    }
+
+    fn role(&self) -> Option<String> {
+        let text = self.info("INFO")?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("role:"))
+            .map(|r| r.trim().to_string())
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+}
