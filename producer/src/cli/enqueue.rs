@@ -167,7 +167,7 @@ fn build(job: JobArgs) -> Result<Job, Failure> {
             extended,
             password_stdin,
         } => {
-            let account_type = match account_type.as_str() {
+            let account_type = match account_type.trim().to_ascii_lowercase().as_str() {
                 "personal" => AccountType::Personal,
                 "company" => AccountType::Company,
                 other => {
@@ -210,7 +210,9 @@ fn build(job: JobArgs) -> Result<Job, Failure> {
 
 /// Runs `enqueue`.
 pub async fn run(ctx: &Ctx, args: EnqueueArgs) -> Result<(), Failure> {
-    let job = build(args.job)?;
+    let mut job = build(args.job)?;
+    // The same normalisation as a backfill row's (`+86` and `086` are `86`, ...).
+    onboard_shared::normalize::job(&mut job);
     // Validate before connecting: bad input is reported even with Redis down.
     use onboard_shared::validation::Validate;
     job.validate()
