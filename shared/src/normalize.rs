@@ -139,7 +139,10 @@ mod tests {
             let errors = j.validate().expect_err(raw);
             assert_eq!(errors.0.len(), 1, "{raw}: {errors}");
             assert_eq!(errors.0[0].field, "country_code", "{raw}");
-            assert!(errors.0[0].rule.contains("not supported"), "{raw}: {errors}");
+            assert!(
+                errors.0[0].rule.contains("not supported"),
+                "{raw}: {errors}"
+            );
         }
         let mut j = account_with("00852");
         job(&mut j);

@@ -29,6 +29,23 @@ pub enum CipherError {
     Open,
 }
 
+/// The 32-byte key the configuration asks for (also what payload digests derive theirs
+/// from: `queue::digest`).
+pub(crate) fn key_from_config(cfg: &Config) -> Result<[u8; 32], CipherError> {
+    match (&cfg.encryption_key, cfg.profile) {
+        (Some(key), _) if !key.is_empty() => key_from_base64(key.expose()),
+        (_, Profile::Sandbox) => Ok(*SANDBOX_KEY),
+        _ => Err(CipherError::MissingKey),
+    }
+}
+
+fn key_from_base64(key: &str) -> Result<[u8; 32], CipherError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .map_err(|_| CipherError::BadKey)?;
+    bytes.try_into().map_err(|_| CipherError::BadKey)
+}
+
 /// Seals and opens values with one AES-256-GCM key.
 #[derive(Clone)]
 pub struct Cipher {
@@ -44,20 +61,12 @@ impl std::fmt::Debug for Cipher {
 impl Cipher {
     /// The cipher the configuration asks for.
     pub fn from_config(cfg: &Config) -> Result<Cipher, CipherError> {
-        match (&cfg.encryption_key, cfg.profile) {
-            (Some(key), _) if !key.is_empty() => Cipher::from_base64(key.expose()),
-            (_, Profile::Sandbox) => Ok(Cipher::from_bytes(SANDBOX_KEY)),
-            _ => Err(CipherError::MissingKey),
-        }
+        Ok(Cipher::from_bytes(&key_from_config(cfg)?))
     }
 
     /// A cipher from base64 of 32 bytes.
     pub fn from_base64(key: &str) -> Result<Cipher, CipherError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(key.trim())
-            .map_err(|_| CipherError::BadKey)?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| CipherError::BadKey)?;
-        Ok(Cipher::from_bytes(&bytes))
+        Ok(Cipher::from_bytes(&key_from_base64(key)?))
     }
 
     fn from_bytes(key: &[u8; 32]) -> Cipher {

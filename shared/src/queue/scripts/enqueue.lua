@@ -1,8 +1,14 @@
--- Enqueues one or more jobs atomically. ARGV[6] = number of jobs, then 6 values per job:
+-- Enqueues one or more jobs atomically. ARGV[6] = number of jobs, then 7 values per job:
 --   id, payload, max_attempts, run_at_ms (0 = now), parent id ('' = none),
---   idempotency key ('' = none; already hashed by the caller)
--- Returns, per job: the id that now stands for it, and 1 when it was a duplicate of an
--- earlier enqueue with the same idempotency key (then the FIRST job's id), else 0.
+--   idempotency key ('' = none; already hashed by the caller),
+--   payload digest (keyed, from the caller; '' without a key)
+-- Returns, per job, three values: the id that now stands for it; 0 when new, 1 when the key
+-- was used before for the same payload (then the FIRST job's id), 2 when it was used for
+-- another payload (the first job's id; nothing is written for this job); and on a 2 the
+-- first job's state, else ''.
+--
+-- An idempotency key's value is `<first job id>|<payload digest>`. A value without a digest
+-- (written before digests) matches any payload, as keys did then.
 --
 -- Bulk enqueue is the hot path of a backfill, so whatever can be is done once per call,
 -- with one variadic command, instead of once per job:
@@ -15,18 +21,19 @@
 -- Scheduled jobs and jobs with a parent are written in full at once: they are not the bulk
 -- case, and other scripts look them up by their record.
 local n = tonumber(ARGV[6])
+local per_job = 7
 
 local idem_pairs = {}
 local seen = {}
 local repeated = false
 for i = 0, n - 1 do
-  local base = 7 + i * 6
+  local base = 7 + i * per_job
   local idem = ARGV[base + 5]
   if idem ~= '' then
     if seen[idem] then repeated = true end
     seen[idem] = true
     idem_pairs[#idem_pairs + 1] = prefix .. 'idem:' .. idem
-    idem_pairs[#idem_pairs + 1] = ARGV[base]
+    idem_pairs[#idem_pairs + 1] = ARGV[base] .. '|' .. ARGV[base + 6]
   end
 end
 local all_fresh = #idem_pairs == 0
@@ -36,27 +43,41 @@ local out = {}
 local ready = {}
 local pending = {}
 local added = 0
+-- States of the jobs this call writes: their records and pending entries are written at
+-- the end, so job_state cannot see them yet.
+local written = {}
 for i = 0, n - 1 do
-  local base = 7 + i * 6
+  local base = 7 + i * per_job
   local id = ARGV[base]
   local payload = ARGV[base + 1]
   local max_attempts = ARGV[base + 2]
   local run_at = tonumber(ARGV[base + 3])
   local parent = ARGV[base + 4]
   local idem = ARGV[base + 5]
+  local digest = ARGV[base + 6]
   local existing = false
   if idem ~= '' and not all_fresh then
     -- SET NX GET: claims the key, or returns who holds it, in one command.
-    existing = redis.call('SET', prefix .. 'idem:' .. idem, id, 'NX', 'GET')
+    existing = redis.call('SET', prefix .. 'idem:' .. idem, id .. '|' .. digest, 'NX', 'GET')
   end
   if existing then
-    out[#out + 1] = existing
-    out[#out + 1] = 1
+    local bar = string.find(existing, '|', 1, true)
+    local first = bar and string.sub(existing, 1, bar - 1) or existing
+    local stored = bar and string.sub(existing, bar + 1) or ''
+    out[#out + 1] = first
+    if stored == '' or stored == digest then
+      out[#out + 1] = 1
+      out[#out + 1] = ''
+    else
+      out[#out + 1] = 2
+      out[#out + 1] = written[first] or job_state(first) or 'missing'
+    end
   else
     if parent == '' and run_at <= now then
       pending[#pending + 1] = id
       pending[#pending + 1] = pending_record(max_attempts, now_text, idem, payload)
       ready[#ready + 1] = id
+      written[id] = 'queued'
       emit_untrimmed(id, 'queued')
     else
       local state
@@ -70,11 +91,13 @@ for i = 0, n - 1 do
       redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
         'max_attempts', max_attempts, 'created_ms', now, 'updated_ms', now,
         'run_at_ms', math.max(run_at, now), 'parent', parent, 'idem', idem)
+      written[id] = state
       emit_untrimmed(id, state)
     end
     added = added + 1
     out[#out + 1] = id
     out[#out + 1] = 0
+    out[#out + 1] = ''
   end
 end
 if #ready > 0 then
