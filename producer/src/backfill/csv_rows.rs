@@ -89,6 +89,10 @@ impl<R: Read> CsvRows<R> {
         self.io_error.take()
     }
 
+    pub(super) fn into_inner(self) -> R {
+        self.rdr.into_inner().inner
+    }
+
     pub(super) fn header_span(&self) -> Option<Range<u64>> {
         self.header_span.clone()
     }
@@ -147,7 +151,10 @@ impl<R: Read> CsvRows<R> {
             let name = std::str::from_utf8(raw).map_err(|_| {
                 RowError::whole(line, format!("header column {} is not valid UTF-8", i + 1))
             })?;
-            let name = name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase();
+            let name = name
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_ascii_lowercase();
             if !allowed.contains(&name.as_str()) {
                 let (field, what) = if name.is_empty() {
                     ("-".to_string(), " with an empty name")
@@ -257,8 +264,7 @@ impl<R: Read> CsvRows<R> {
 
 /// A line of nothing but whitespace (or an empty quoted cell) is no row.
 fn is_blank(record: &csv::ByteRecord) -> bool {
-    record.len() == 1
-        && std::str::from_utf8(&record[0]).is_ok_and(|s| s.trim().is_empty())
+    record.len() == 1 && std::str::from_utf8(&record[0]).is_ok_and(|s| s.trim().is_empty())
 }
 
 impl<R: Read> Iterator for CsvRows<R> {

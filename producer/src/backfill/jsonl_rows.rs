@@ -33,6 +33,10 @@ impl<R: Read> JsonlRows<R> {
         }
     }
 
+    pub(super) fn into_inner(self) -> R {
+        self.rdr.into_inner()
+    }
+
     pub(super) fn take_io_error(&mut self) -> Option<std::io::Error> {
         self.io_error.take()
     }

@@ -219,6 +219,14 @@ impl<R: Read> Rows<R> {
         }
     }
 
+    /// The input back, once the rows are read (to flush or close what wraps it).
+    pub fn into_inner(self) -> R {
+        match self.0 {
+            Format::Csv(r) => r.into_inner(),
+            Format::Jsonl(r) => r.into_inner(),
+        }
+    }
+
     /// The CSV header's bytes in the input (a rejects file starts with them).
     pub fn header_span(&self) -> Option<Range<u64>> {
         match &self.0 {
@@ -734,7 +742,10 @@ mod tests {
         );
         assert_eq!(rows.len(), 4, "{rows:?}");
         assert_eq!(ok(&rows[0]).line, 4);
-        assert_eq!((err(&rows[1]).line, err(&rows[1]).field.as_str()), (6, "customer_id"));
+        assert_eq!(
+            (err(&rows[1]).line, err(&rows[1]).field.as_str()),
+            (6, "customer_id")
+        );
         assert_eq!(ok(&rows[2]).line, 8);
         assert_eq!(err(&rows[3]).line, 10);
         let rows = jsonl(
@@ -750,7 +761,10 @@ mod tests {
         let text = "customer_id,country_code,phone_number\n\nc1,86,1\r\nbad,86,x\n";
         let mut rows = read_rows(text.as_bytes(), FileFormat::Csv, CC);
         let first = rows.next().unwrap().unwrap();
-        assert_eq!(&text[first.span.start as usize..first.span.end as usize], "c1,86,1\r\n");
+        assert_eq!(
+            &text[first.span.start as usize..first.span.end as usize],
+            "c1,86,1\r\n"
+        );
         let e = rows.next().unwrap().unwrap_err();
         let span = e.span.clone().unwrap();
         assert_eq!(&text[span.start as usize..span.end as usize], "bad,86,x\n");
@@ -764,7 +778,10 @@ mod tests {
             CC,
         );
         assert_eq!(ok(&rows[0]).line, 1);
-        let rows = csv("\u{feff}customer_id,country_code,phone_number\nc1,86,1\n", CC);
+        let rows = csv(
+            "\u{feff}customer_id,country_code,phone_number\nc1,86,1\n",
+            CC,
+        );
         assert_eq!(ok(&rows[0]).line, 2);
     }
 
@@ -783,7 +800,10 @@ mod tests {
         let Work::Job(Job::CreateAccount(a)) = &ok(&from_csv[0]).item else {
             panic!()
         };
-        assert_eq!((a.mail.as_str(), a.country_code.as_str()), ("a@example.com", "852"));
+        assert_eq!(
+            (a.mail.as_str(), a.country_code.as_str()),
+            ("a@example.com", "852")
+        );
         assert_eq!(a.account_type, AccountType::Personal);
         assert_eq!(a.confirm_password, a.password);
         assert_eq!(a.extended, None);
@@ -815,7 +835,11 @@ mod tests {
             "{\"account_type\":\"personal\",\"mail\":\"a@example.com\",\"password\":{\"x\":\"Hunter2!x9\"},\"phone_num\":\"5\",\"country_code\":\"852\",\"area\":\"HK\"}\n",
             Some(RowKind::Job(JobKind::CreateAccount)),
         );
-        assert!(!err(&rows[0]).to_string().contains("Hunter2"), "{}", err(&rows[0]));
+        assert!(
+            !err(&rows[0]).to_string().contains("Hunter2"),
+            "{}",
+            err(&rows[0])
+        );
     }
 
     #[test]
@@ -825,7 +849,10 @@ mod tests {
             Some(RowKind::Job(JobKind::RegisterUser)),
         );
         let e = err(&rows[0]);
-        assert_eq!((e.field.as_str(), e.rule.as_str()), ("passwd", "duplicate key"));
+        assert_eq!(
+            (e.field.as_str(), e.rule.as_str()),
+            ("passwd", "duplicate key")
+        );
         assert!(!e.to_string().contains("second2"));
     }
 

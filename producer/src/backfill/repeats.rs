@@ -260,14 +260,20 @@ mod tests {
     #[test]
     fn one_row_per_device_is_one_bind_of_every_device() {
         let group = rows(
-            &format!("{HEADER}c1,86,139,1|P/d1|lamp\nc1,86,139,2|P/d2|plug\nc1,86,139,1|P/d1|lamp\n"),
+            &format!(
+                "{HEADER}c1,86,139,1|P/d1|lamp\nc1,86,139,2|P/d2|plug\nc1,86,139,1|P/d1|lamp\n"
+            ),
             ONBOARD,
         );
         let d = resolve(&group);
         let Decision::Enqueue(Work::OnboardCustomer { devices, .. }) = &d[0].1 else {
             panic!("{d:?}")
         };
-        let ids: Vec<&str> = devices.devices.iter().map(|d| d.device_id.as_str()).collect();
+        let ids: Vec<&str> = devices
+            .devices
+            .iter()
+            .map(|d| d.device_id.as_str())
+            .collect();
         assert_eq!(ids, ["P/d1", "P/d2"]);
         assert_eq!(d[1], (3, Decision::Merged { into: 2 }));
         assert_eq!(d[2], (4, Decision::Duplicate { of: 2 }));
@@ -334,7 +340,9 @@ mod tests {
         let text = "kind,customer_id,country_code,phone_number,devices\n\
             onboard-customer,c1,86,139,1|P/d1|lamp\nbind-devices,c1,,,2|P/d2|plug\n";
         let d = resolve(&rows(text, None));
-        assert!(d.iter().all(|(_, d)| matches!(d, Decision::Conflict(e) if e.field == "kind")));
+        assert!(d
+            .iter()
+            .all(|(_, d)| matches!(d, Decision::Conflict(e) if e.field == "kind")));
     }
 
     #[test]

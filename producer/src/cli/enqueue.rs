@@ -5,7 +5,7 @@
 use super::{Ctx, Failure};
 use clap::{Args, Subcommand};
 use onboard_shared::jobs::*;
-use onboard_shared::queue::EnqueueOptions;
+use onboard_shared::queue::{EnqueueOptions, JobState};
 use onboard_shared::secret::Secret;
 use std::io::Read;
 
@@ -223,7 +223,25 @@ pub async fn run(ctx: &Ctx, args: EnqueueArgs) -> Result<(), Failure> {
         run_at_ms: args.run_at_ms,
         depends_on: args.depends_on,
     };
+    if let Some(parent) = &opts.depends_on {
+        if onboard_shared::queue::ids::kind_of_id(parent).is_none() {
+            return Err(Failure::invalid(format!(
+                "--depends-on {parent:?} is not a job id (cust_…, bind_…, acct_… or user_…)"
+            )));
+        }
+    }
     let producer = ctx.producer().await?;
+    if let Some(parent) = &opts.depends_on {
+        // An unknown parent, or one that already failed, would kill the job at once.
+        let status = producer.status(parent, false).await?;
+        if matches!(status.state, JobState::Dead | JobState::Expired) {
+            return Err(Failure::invalid(format!(
+                "--depends-on {parent}: that job is {}, so this one could never run; \
+                 nothing was enqueued",
+                status.state
+            )));
+        }
+    }
     let enqueued = producer.enqueue(&job, &opts).await?;
     ctx.print(&enqueued, || {
         if enqueued.duplicate {
