@@ -100,7 +100,14 @@ impl std::str::FromStr for RowKind {
 
 /// The rule text for an unknown kind.
 fn unknown_kind_rule(s: &str) -> String {
-    format!("unknown kind `{s}` (expected one of: {})", kind_list())
+    // Shown only when it looks like a kind: a shifted cell could hold anything, a password
+    // included.
+    let looks_like_a_kind = s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    if looks_like_a_kind {
+        format!("unknown kind `{s}` (expected one of: {})", kind_list())
+    } else {
+        format!("unknown kind (expected one of: {})", kind_list())
+    }
 }
 
 fn kind_list() -> String {
