@@ -34,6 +34,8 @@ pub(super) struct Decisions {
     pub by_line: BTreeMap<u64, Decision>,
     /// The bytes of each of those rows in the spool.
     pub spans: HashMap<u64, Range<u64>>,
+    /// Per line that enqueues a unit for several rows, how many others it stands for.
+    followers: HashMap<u64, u64>,
 }
 
 impl Decisions {
@@ -59,6 +61,12 @@ impl Decisions {
                 Some(RowError::new(*line, anchor.field.clone(), rule).at(span))
             })
             .collect()
+    }
+
+    /// How many rows the unit enqueued at `line` stands for: its own and those merged into
+    /// it or repeating it.
+    pub(super) fn rows_of(&self, line: u64) -> u64 {
+        1 + self.followers.get(&line).copied().unwrap_or(0)
     }
 
     /// Lines whose devices joined another line's customer.
@@ -88,8 +96,12 @@ pub(super) fn settle_repeats(scan: &mut Scan, layout: Layout) -> Result<Decision
         out.spans
             .extend(rows.iter().map(|r| (r.line, r.span.clone())));
         for (line, decision) in resolve(rows) {
-            if let Decision::Conflict(e) = &decision {
-                scan.invalid.push(e.clone());
+            match &decision {
+                Decision::Conflict(e) => scan.invalid.push(e.clone()),
+                Decision::Merged { into: anchor } | Decision::Duplicate { of: anchor } => {
+                    *out.followers.entry(*anchor).or_default() += 1
+                }
+                Decision::Enqueue(_) => {}
             }
             out.by_line.insert(line, decision);
         }
@@ -128,7 +140,9 @@ pub(super) fn units<'a>(
 #[derive(Default)]
 pub(super) struct Checked {
     pub units: u64,
+    /// Rows (merged and repeated ones included) whose unit is new.
     pub new: u64,
+    /// Rows whose unit an earlier run enqueued with the same payload.
     pub unchanged: u64,
     /// Units whose key holds a job with another payload.
     pub changed_units: u64,
@@ -155,9 +169,10 @@ pub(super) async fn check(
         let checks = producer.check_work(&work, WorkKeys::NaturalKey).await?;
         for ((line, span), check) in at.into_iter().zip(checks) {
             out.units += 1;
+            let rows = decisions.rows_of(line);
             match check {
-                WorkCheck::New => out.new += 1,
-                WorkCheck::Unchanged { .. } => out.unchanged += 1,
+                WorkCheck::New => out.new += rows,
+                WorkCheck::Unchanged { .. } => out.unchanged += rows,
                 WorkCheck::Changed {
                     kind,
                     first_id,
