@@ -107,7 +107,10 @@ impl Producer {
     }
 
     /// Validates every job, then enqueues them all pipelined. One invalid job: nothing is
-    /// enqueued and the error names its index.
+    /// enqueued and the error names its index. A job whose idempotency key holds another
+    /// payload is refused (`QueueError::IdempotencyConflict`, naming its index and the first
+    /// job); the others of the call are enqueued (ask [`Producer::check_work`] first for
+    /// all or nothing).
     pub async fn enqueue_many(
         &self,
         jobs: &[(Job, EnqueueOptions)],

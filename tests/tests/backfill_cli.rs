@@ -399,9 +399,38 @@ async fn malformed_ids_and_timed_out_waits_have_their_exit_codes() {
         let out = cli(&url, &args);
         assert_eq!(out.status.code(), Some(1), "{parent}: {:?}", text(&out));
     }
+    // The same idempotency key for another payload: refused, naming the first job.
+    let keyed = |phone: &str| {
+        let args = [
+            "enqueue",
+            "--idempotency-key",
+            "k1",
+            "create-customer",
+            "--customer-id",
+            "k1",
+            "--country-code",
+            "86",
+            "--phone-number",
+            phone,
+        ];
+        cli(&url, &args)
+    };
+    let first = keyed("1");
+    assert!(first.status.success(), "{:?}", text(&first));
+    let first_id = text(&first).0.trim().to_string();
+    let again = keyed("2");
+    let (_, e) = text(&again);
+    assert_eq!(again.status.code(), Some(1), "{e}");
+    assert!(e.contains(&first_id) && e.contains("(queued)"), "{e}");
+    assert_eq!(total_jobs(&redis).await, 1);
+
     let out = cli(&url, &["events", "--from", "garbage"]);
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
-    assert_eq!(total_jobs(&redis).await, 0, "nothing enqueued");
+    assert_eq!(
+        total_jobs(&redis).await,
+        1,
+        "nothing enqueued but k1's first job"
+    );
 
     // No worker: the job stays queued and the wait runs out.
     let id = producer(&redis)

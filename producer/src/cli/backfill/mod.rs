@@ -239,10 +239,20 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
             "no valid row in {name}; nothing was enqueued"
         )));
     }
-    let enqueued = enqueue(
-        &producer, scan.spool, layout, decisions, skip, to_enqueue, args.wait,
-    )
-    .await?;
+    let enqueued = if checked.new == 0 && !args.wait {
+        // Every unit is already enqueued with the same payload: a pass would write nothing.
+        Enqueued {
+            new_jobs: 0,
+            existing: 0,
+            seconds: 0.0,
+            ids: Vec::new(),
+        }
+    } else {
+        enqueue(
+            &producer, scan.spool, layout, decisions, skip, to_enqueue, args.wait,
+        )
+        .await?
+    };
     let counts = Counts {
         rows: scan.valid,
         unchanged: checked.unchanged,
