@@ -124,7 +124,12 @@ impl Node {
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(&self.dir)
-            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
             .arg("--cluster-node-timeout")
             .arg(NODE_TIMEOUT_MS.to_string())
             .args(["--appendonly", "yes", "--save", "", "--logfile", ""])

@@ -16,5 +16,5 @@ pub mod work;
 
 pub use follow::JobsFollower;
 pub use onboard_shared::events::{Event, EventFollower, EventState};
-pub use producer::{Producer, ProducerError};
+pub use producer::{Producer, ProducerError, WorkCheck};
 pub use work::{Work, WorkEnqueued, WorkKeys};

@@ -1,7 +1,8 @@
 //! `onboard-producer`: the command line for people and scripts.
 //!
-//! Exit codes: 0 done, 1 invalid input (nothing was enqueued), 2 infrastructure failure
-//! (Redis unreachable, ...). Every error is printed once, here.
+//! Exit codes: 0 done, 1 invalid input (bad arguments, unknown or malformed ids, invalid
+//! rows, idempotency conflicts: nothing was enqueued), 2 infrastructure failure (Redis
+//! unreachable, ...), 3 a wait that timed out. Every error is printed once, here.
 
 mod cli;
 

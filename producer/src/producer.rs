@@ -9,7 +9,7 @@ use onboard_shared::config::Config;
 use onboard_shared::events::EventFollower;
 use onboard_shared::jobs::{Job, JobKind};
 use onboard_shared::queue::{
-    EnqueueOptions, Enqueued, JobState, JobStatus, JobStore, QueueError, QueueStats,
+    EnqueueOptions, Enqueued, JobState, JobStatus, JobStore, KeyCheck, QueueError, QueueStats,
 };
 use onboard_shared::secret::Secret;
 use onboard_shared::validation::{Validate, ValidationErrors};
@@ -52,6 +52,27 @@ impl ProducerError {
     }
 }
 
+/// What enqueuing one unit of work would do ([`Producer::check_work`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkCheck {
+    /// At least one of its jobs would be new.
+    New,
+    /// Every job's key holds a job with the same payload: nothing would be enqueued.
+    Unchanged {
+        /// The first job's id (its parent's, for a customer to onboard).
+        first_id: Option<String>,
+    },
+    /// A key holds a job with another payload: the enqueue would be refused.
+    Changed {
+        /// The kind of the job whose payload changed.
+        kind: JobKind,
+        /// The job that holds the key.
+        first_id: String,
+        /// Its state.
+        state: String,
+    },
+}
+
 /// A handle on the queues. Clone freely.
 #[derive(Clone, Debug)]
 pub struct Producer {
@@ -86,7 +107,10 @@ impl Producer {
     }
 
     /// Validates every job, then enqueues them all pipelined. One invalid job: nothing is
-    /// enqueued and the error names its index.
+    /// enqueued and the error names its index. A job whose idempotency key holds another
+    /// payload is refused (`QueueError::IdempotencyConflict`, naming its index and the first
+    /// job); the others of the call are enqueued (ask [`Producer::check_work`] first for
+    /// all or nothing).
     pub async fn enqueue_many(
         &self,
         jobs: &[(Job, EnqueueOptions)],
@@ -140,6 +164,58 @@ impl Producer {
             let enqueued = self.enqueue_many(&second).await?;
             for ((parent_at, _), child) in children.iter().zip(enqueued) {
                 out[*parent_at].push(child);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What enqueuing each unit of work with `keys` would do, writing nothing: a backfill
+    /// asks first, so that a rerun whose rows changed enqueues nothing (a changed row's key
+    /// would be refused as an idempotency conflict). No keys: every unit is new.
+    pub async fn check_work(
+        &self,
+        work: &[Work],
+        keys: WorkKeys,
+    ) -> Result<Vec<WorkCheck>, ProducerError> {
+        let mut jobs: Vec<(Job, EnqueueOptions)> = Vec::with_capacity(work.len());
+        let mut owner: Vec<usize> = Vec::with_capacity(work.len());
+        for (unit, w) in work.iter().enumerate() {
+            let unit_jobs = match w {
+                Work::Job(job) => vec![job.clone()],
+                Work::OnboardCustomer { customer, devices } => vec![
+                    Job::CreateCustomer(customer.clone()),
+                    Job::BindDevices(devices.clone()),
+                ],
+            };
+            for job in unit_jobs {
+                let opts = keys.options(&job, None);
+                jobs.push((job, opts));
+                owner.push(unit);
+            }
+        }
+        let checks = self.store.check_keys(&jobs).await?;
+        let mut out: Vec<WorkCheck> = Vec::with_capacity(work.len());
+        for ((unit, check), (job, _)) in owner.into_iter().zip(checks).zip(&jobs) {
+            if out.len() == unit {
+                out.push(WorkCheck::Unchanged { first_id: None });
+            }
+            let slot = &mut out[unit];
+            match (check, &*slot) {
+                (_, WorkCheck::Changed { .. }) => {}
+                (KeyCheck::Changed { first_id, state }, _) => {
+                    *slot = WorkCheck::Changed {
+                        kind: job.kind(),
+                        first_id,
+                        state,
+                    }
+                }
+                (KeyCheck::Unused, _) => *slot = WorkCheck::New,
+                (KeyCheck::Same { first_id }, WorkCheck::Unchanged { first_id: None }) => {
+                    *slot = WorkCheck::Unchanged {
+                        first_id: Some(first_id),
+                    }
+                }
+                (KeyCheck::Same { .. }, _) => {}
             }
         }
         Ok(out)

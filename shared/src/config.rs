@@ -308,6 +308,18 @@ impl Default for Config {
     }
 }
 
+/// `ONBOARD_*` variables the binaries read on their own, not configuration keys: the loader
+/// skips them (it refuses unknown keys). Without the password variables here, setting the
+/// one `enqueue` documents made every command fail with "unknown field".
+pub const NOT_CONFIG: [&str; 6] = [
+    "LOG",
+    "LOG_FORMAT",
+    "SANDBOX_LISTEN",
+    "CONFIG",
+    "ACCOUNT_PASSWORD",
+    "USER_PASSWORD",
+];
+
 /// A configuration that could not be loaded; the message names the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -331,8 +343,6 @@ impl Config {
     }
 
     fn env() -> Env {
-        // Variables the binaries read on their own, not config keys.
-        const NOT_CONFIG: [&str; 4] = ["LOG", "LOG_FORMAT", "SANDBOX_LISTEN", "CONFIG"];
         Env::prefixed("ONBOARD_")
             .filter(|key| {
                 !NOT_CONFIG
@@ -456,6 +466,26 @@ mod tests {
             assert_eq!(cfg.iot.app_secret.expose(), "s3cret");
             Ok(())
         });
+    }
+
+    /// Loads the configuration with `var` set, as a command would.
+    fn loads_with(var: &str) {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(var, "Passw0rd!x");
+            let cfg = Config::load(None);
+            assert!(cfg.is_ok(), "{var}: {:?}", cfg.err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_account_password_variable_is_not_a_config_key() {
+        loads_with("ONBOARD_ACCOUNT_PASSWORD");
+    }
+
+    #[test]
+    fn the_user_password_variable_is_not_a_config_key() {
+        loads_with("ONBOARD_USER_PASSWORD");
     }
 
     #[test]

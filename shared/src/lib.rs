@@ -3,6 +3,7 @@
 //! * [`jobs`]: the four job payloads and their validation;
 //! * [`secret`]: the redacted secret type and log masking;
 //! * [`validation`]: the field rules every job passes before it is enqueued;
+//! * [`normalize`]: the one input normalisation the CLI and backfills apply before them;
 //! * [`provider_error`]: the one classification of provider failures;
 //! * [`providers`]: one module per provider API (signer, client, error mapping);
 //! * [`config`]: TOML + `ONBOARD_*` configuration.
@@ -11,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod jobs;
+pub mod normalize;
 pub mod provider_error;
 pub mod providers;
 pub mod queue;

@@ -147,12 +147,13 @@ fn customer_id(s: &str) -> Result<(), &'static str> {
     }
 }
 
-/// 1 to 4 digits.
+/// 1 to 4 digits, written canonically: no `+`, no leading zero (`086` would reach the
+/// provider as another code than `86`; `crate::normalize::country_code` rewrites it).
 fn country_code(s: &str) -> Result<(), &'static str> {
-    if (1..=4).contains(&s.len()) && all_digits(s) {
+    if (1..=4).contains(&s.len()) && all_digits(s) && !s.starts_with('0') {
         Ok(())
     } else {
-        Err("must be 1 to 4 digits")
+        Err("must be 1 to 4 digits without + or a leading zero (e.g. 86)")
     }
 }
 
@@ -477,7 +478,7 @@ mod tests {
             c.customer_id = bad.into();
             fails_on(&c, "customer_id");
         }
-        for bad in ["", "12345", "+86", "8a"] {
+        for bad in ["", "12345", "+86", "8a", "086", "0"] {
             let mut c = customer();
             c.country_code = bad.into();
             fails_on(&c, "country_code");
@@ -501,7 +502,8 @@ mod tests {
         assert_eq!(
             errors.to_string(),
             "customer_id: must be 1 to 32 letters, digits or _; \
-             country_code: must be 1 to 4 digits; phone_number: must be 1 to 32 digits"
+             country_code: must be 1 to 4 digits without + or a leading zero (e.g. 86); \
+             phone_number: must be 1 to 32 digits"
         );
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["customer_id", "country_code", "phone_number"]);
@@ -616,7 +618,7 @@ mod tests {
                 "is not supported (7, 380 and 86 are refused)"
             );
         }
-        for bad in ["", "12345", "+852"] {
+        for bad in ["", "12345", "+852", "0852", "086"] {
             let mut a = account();
             a.country_code = bad.into();
             fails_on(&a, "country_code");

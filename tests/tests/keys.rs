@@ -50,8 +50,13 @@ async fn a_wrong_key_is_refused_and_rotation_re_encrypts_everything() {
     let a = store_with_key(&redis, KEY_A)
         .await
         .expect("the first key is registered");
-    // Values at rest in each form: a bulk entry, a record with its payload and a result.
-    let queued = a.enqueue(&customer(1), &Default::default()).await.unwrap();
+    // Values at rest in each form: a bulk entry (with an idempotency key and its payload
+    // digest), a record with its payload and a result.
+    let keyed = EnqueueOptions {
+        idempotency_key: Some("customer-1".into()),
+        ..Default::default()
+    };
+    let queued = a.enqueue(&customer(1), &keyed).await.unwrap();
     let done = a.enqueue(&user(2), &Default::default()).await.unwrap();
     let claimed = a
         .fetch(JobKind::RegisterUser, 1, "t")
@@ -89,7 +94,7 @@ async fn a_wrong_key_is_refused_and_rotation_re_encrypts_everything() {
     let out = run("onboard-producer", &redis, &both, &["rekey"], &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("re-encrypted 3 value(s)"), "{stdout}");
+    assert!(stdout.contains("re-encrypted 4 value(s)"), "{stdout}");
     assert!(stdout.contains("configure the first key alone"), "{stdout}");
     let b = store_with_key(&redis, KEY_B)
         .await
@@ -99,6 +104,10 @@ async fn a_wrong_key_is_refused_and_rotation_re_encrypts_everything() {
     let got = b.fetch(JobKind::CreateCustomer, 1, "t").await.unwrap();
     assert_eq!(got.jobs[0].id, queued.id);
     assert_eq!(got.jobs[0].job, customer(1));
+    // The same request again is still the same request (its digest was re-made).
+    let again = b.enqueue(&customer(1), &keyed).await.unwrap();
+    assert!(again.duplicate, "{again:?}");
+    assert_eq!(again.id, queued.id);
     // And the old key alone is now the wrong one.
     assert!(matches!(
         store_with_key(&redis, KEY_A).await,

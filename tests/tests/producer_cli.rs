@@ -101,9 +101,18 @@ async fn an_invalid_row_stops_the_run_and_nothing_is_enqueued() {
     let (o, e) = text(&out);
     assert!(out.status.success(), "{o}{e}");
     assert_eq!(total_jobs(&redis).await, 1);
+    // The rejects are the rejected rows as they were, under the header; the errors beside.
     let written = std::fs::read_to_string(&rejects).unwrap();
-    assert_eq!(written.lines().count(), 2, "{written}");
-    assert!(written.contains("line 3"), "{written}");
+    assert_eq!(
+        written,
+        "customer_id,country_code,phone_number\nbad id!,86,13900000002\nok_3,86,1390000000x\n"
+    );
+    let errors = std::fs::read_to_string(format!("{}.errors", rejects.display())).unwrap();
+    assert_eq!(errors.lines().count(), 2, "{errors}");
+    assert!(
+        errors.contains("(input line 3), field customer_id"),
+        "{errors}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

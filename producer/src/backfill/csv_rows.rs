@@ -1,63 +1,39 @@
 //! CSV rows: a header row of snake_case field names, then one row per job.
+//!
+//! Line numbers are counted here from the bytes each record spans, not taken from the csv
+//! crate: its record positions count a quoted line break as no line and start a record at
+//! the blank lines before it, so every number after either was off.
 
-use super::{
-    finish_row, parse_devices_cell, unknown_kind_rule, BackfillRow, RowError, RowKind, Work,
-    MISSING_KIND,
-};
-use onboard_shared::jobs::{
-    AccountType, BindDevicesJob, CreateAccountJob, CreateCustomerJob, Job, JobKind, RegisterUserJob,
-};
-use onboard_shared::secret::Secret;
-use onboard_shared::validation::FieldError;
+use super::fields::{self, Source};
+use super::{finish_row, unknown_kind_rule, BackfillRow, RowError, RowKind, MISSING_KIND};
+use onboard_shared::jobs::DeviceInfo;
 use std::collections::HashMap;
 use std::io::Read;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
-/// The columns of one row kind: (required, optional).
-fn columns(kind: RowKind) -> (&'static [&'static str], &'static [&'static str]) {
-    match kind {
-        RowKind::Job(JobKind::CreateCustomer) => {
-            (&["customer_id", "country_code", "phone_number"], &[])
-        }
-        RowKind::Job(JobKind::BindDevices) => (&["customer_id", "devices"], &[]),
-        RowKind::Job(JobKind::CreateAccount) => (
-            &[
-                "account_type",
-                "mail",
-                "password",
-                "phone_num",
-                "country_code",
-                "area",
-            ],
-            &["confirm_password", "extended", "trade_one", "trade_two"],
-        ),
-        RowKind::Job(JobKind::RegisterUser) => (
-            &["email", "mobile", "passwd"],
-            &["name", "industry", "sale_id"],
-        ),
-        RowKind::OnboardCustomer => (
-            &["customer_id", "country_code", "phone_number", "devices"],
-            &[],
-        ),
-    }
+/// The bytes read from the input that no record has claimed yet.
+#[derive(Default)]
+struct Window {
+    /// The input offset of `bytes[0]`.
+    base: u64,
+    bytes: Vec<u8>,
 }
 
-/// The columns a header may name: those of the fixed kind, or of every kind; and `kind`.
-fn allowed_columns(kind: Option<RowKind>) -> Vec<&'static str> {
-    let kinds: Vec<RowKind> = match kind {
-        Some(k) => vec![k],
-        None => RowKind::ALL.to_vec(),
-    };
-    let mut out: Vec<&'static str> = Vec::new();
-    for k in kinds {
-        let (req, opt) = columns(k);
-        for c in req.iter().chain(opt) {
-            if !out.contains(c) {
-                out.push(c);
-            }
+/// The input, remembering what it hands the csv reader until the records are counted.
+struct Recording<R> {
+    inner: R,
+    window: Arc<Mutex<Window>>,
+}
+
+impl<R: Read> Read for Recording<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut w) = self.window.lock() {
+            w.bytes.extend_from_slice(&buf[..n]);
         }
+        Ok(n)
     }
-    out.push("kind");
-    out
 }
 
 enum State {
@@ -68,67 +44,128 @@ enum State {
 
 /// The CSV row iterator.
 pub(super) struct CsvRows<R: Read> {
-    rdr: csv::Reader<R>,
+    rdr: csv::Reader<Recording<R>>,
+    window: Arc<Mutex<Window>>,
     kind: Option<RowKind>,
     state: State,
     record: csv::ByteRecord,
+    /// The physical line the next record's bytes start on.
+    next_line: u64,
     /// Column name -> index.
     index: HashMap<String, usize>,
+    /// The header's bytes in the input.
+    header_span: Option<Range<u64>>,
     /// The decoded cells of the current row (reused).
     cells: Vec<String>,
+    io_error: Option<std::io::Error>,
 }
 
 impl<R: Read> CsvRows<R> {
     pub(super) fn new(reader: R, kind: Option<RowKind>) -> Self {
+        let window = Arc::new(Mutex::new(Window::default()));
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false) // read by hand, to report header problems at their line
-            .flexible(false)
-            .trim(csv::Trim::All)
-            .from_reader(reader);
+            .flexible(true) // field counts are checked here, after blank lines are skipped
+            .trim(csv::Trim::Headers)
+            .from_reader(Recording {
+                inner: reader,
+                window: window.clone(),
+            });
         CsvRows {
             rdr,
+            window,
             kind,
             state: State::Header,
             record: csv::ByteRecord::new(),
+            next_line: 1,
             index: HashMap::new(),
+            header_span: None,
             cells: Vec::new(),
+            io_error: None,
         }
+    }
+
+    pub(super) fn take_io_error(&mut self) -> Option<std::io::Error> {
+        self.io_error.take()
+    }
+
+    pub(super) fn into_inner(self) -> R {
+        self.rdr.into_inner().inner
+    }
+
+    pub(super) fn header_span(&self) -> Option<Range<u64>> {
+        self.header_span.clone()
+    }
+
+    /// The line the record just read starts on and the bytes it spans (blank lines before
+    /// it excluded), and moves the line count past it.
+    fn locate(&mut self) -> (u64, Range<u64>) {
+        let start = self.record.position().map_or(0, |p| p.byte());
+        let mut end = self.rdr.position().byte();
+        let mut line = self.next_line;
+        let Ok(mut w) = self.window.lock() else {
+            return (line, start..end);
+        };
+        // A record's `\n` after its `\r` may already be claimed by the one before.
+        let start = start.max(w.base);
+        let from = ((start - w.base) as usize).min(w.bytes.len());
+        let mut to = (end.saturating_sub(w.base) as usize).min(w.bytes.len());
+        // The csv reader ends a record at its `\r`; its `\n` belongs to it too.
+        if to > from && w.bytes[to - 1] == b'\r' && w.bytes.get(to) == Some(&b'\n') {
+            to += 1;
+            end += 1;
+        }
+        let bytes = &w.bytes[from..to];
+        // The csv reader skips empty lines as part of the next record.
+        let blank = bytes
+            .iter()
+            .take_while(|b| **b == b'\n' || **b == b'\r')
+            .count();
+        line += bytes[..blank].iter().filter(|b| **b == b'\n').count() as u64;
+        self.next_line += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        w.bytes.drain(..to);
+        w.base += to as u64;
+        (line, start + blank as u64..end)
     }
 
     /// Reads and checks the header row. `Err` ends the iteration.
     fn read_header(&mut self) -> Result<(), RowError> {
-        match self.rdr.read_byte_record(&mut self.record) {
-            Ok(true) => {}
-            Ok(false) => return Err(RowError::whole(1, "empty file: no header row")),
-            Err(e) => return Err(csv_error(&e, 1)),
+        loop {
+            match self.rdr.read_byte_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => return Err(RowError::whole(1, "empty file: no header row")),
+                Err(e) => return Err(self.csv_error(&e)),
+            }
+            let (line, span) = self.locate();
+            if is_blank(&self.record) {
+                continue;
+            }
+            self.header_span = Some(span);
+            return self.check_header(line);
         }
-        let line = record_line(&self.record, 1);
-        let allowed = allowed_columns(self.kind);
+    }
+
+    fn check_header(&mut self, line: u64) -> Result<(), RowError> {
+        let allowed = fields::allowed_columns(self.kind);
         for (i, raw) in self.record.iter().enumerate() {
             let name = std::str::from_utf8(raw).map_err(|_| {
                 RowError::whole(line, format!("header column {} is not valid UTF-8", i + 1))
             })?;
-            let name = if i == 0 {
-                name.trim_start_matches('\u{feff}').trim()
-            } else {
-                name
-            };
-            let name = name.to_ascii_lowercase();
+            let name = name
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_ascii_lowercase();
             if !allowed.contains(&name.as_str()) {
+                let (field, what) = if name.is_empty() {
+                    ("-".to_string(), " with an empty name")
+                } else {
+                    (name.clone(), "")
+                };
                 return Err(RowError::new(
                     line,
-                    if name.is_empty() {
-                        "-".to_string()
-                    } else {
-                        name.clone()
-                    },
+                    field,
                     format!(
-                        "unknown column{} (expected one of: {})",
-                        if name.is_empty() {
-                            " with an empty name"
-                        } else {
-                            ""
-                        },
+                        "unknown column{what} (expected one of: {})",
                         allowed.join(", ")
                     ),
                 ));
@@ -138,7 +175,7 @@ impl<R: Read> CsvRows<R> {
             }
         }
         if let Some(kind) = self.kind {
-            let (required, _) = columns(kind);
+            let (required, _) = fields::columns(kind);
             if let Some(missing) = required.iter().find(|c| !self.index.contains_key(**c)) {
                 return Err(RowError::new(
                     line,
@@ -154,8 +191,18 @@ impl<R: Read> CsvRows<R> {
     }
 
     /// Turns the current record into a row.
-    fn row(&mut self) -> Result<BackfillRow, RowError> {
-        let line = record_line(&self.record, 0);
+    fn row(&mut self, line: u64) -> Result<BackfillRow, RowError> {
+        if self.record.len() != self.index.len() {
+            return Err(RowError::whole(
+                line,
+                format!(
+                    "has {} field(s), expected {} like the header \
+                     (a stray comma, or an unbalanced quote?)",
+                    self.record.len(),
+                    self.index.len()
+                ),
+            ));
+        }
         self.cells.clear();
         for (i, raw) in self.record.iter().enumerate() {
             match std::str::from_utf8(raw) {
@@ -180,7 +227,7 @@ impl<R: Read> CsvRows<R> {
         };
         let kind = match self.kind {
             Some(k) => k,
-            None => match cells.opt("kind") {
+            None => match cells.text("kind").map(str::trim).filter(|k| !k.is_empty()) {
                 None => return Err(RowError::new(line, "kind", MISSING_KIND)),
                 Some(k) => k
                     .parse::<RowKind>()
@@ -188,7 +235,7 @@ impl<R: Read> CsvRows<R> {
             },
         };
         if self.kind.is_none() {
-            let (required, _) = columns(kind);
+            let (required, _) = fields::columns(kind);
             if let Some(missing) = required.iter().find(|c| !self.index.contains_key(**c)) {
                 return Err(RowError::new(
                     line,
@@ -197,9 +244,27 @@ impl<R: Read> CsvRows<R> {
                 ));
             }
         }
-        let (item, errors) = build(kind, &cells);
+        let (item, errors) = fields::build(kind, &cells);
         finish_row(line, item, errors)
     }
+
+    /// A csv error as a whole-row error (after it, the iteration stops).
+    fn csv_error(&mut self, e: &csv::Error) -> RowError {
+        match e.kind() {
+            csv::ErrorKind::Io(_) => {
+                if let csv::ErrorKind::Io(io) = e.kind() {
+                    self.io_error = Some(std::io::Error::new(io.kind(), io.to_string()));
+                }
+                RowError::whole(self.next_line, "cannot read the input")
+            }
+            _ => RowError::whole(self.next_line, format!("malformed CSV: {e}")),
+        }
+    }
+}
+
+/// A line of nothing but whitespace (or an empty quoted cell) is no row.
+fn is_blank(record: &csv::ByteRecord) -> bool {
+    record.len() == 1 && std::str::from_utf8(&record[0]).is_ok_and(|s| s.trim().is_empty())
 }
 
 impl<R: Read> Iterator for CsvRows<R> {
@@ -213,51 +278,41 @@ impl<R: Read> Iterator for CsvRows<R> {
                     Ok(()) => self.state = State::Rows,
                     Err(e) => {
                         self.state = State::Done;
+                        if self.io_error.is_some() {
+                            return None;
+                        }
                         return Some(Err(e));
                     }
                 },
-                State::Rows => {
-                    return match self.rdr.read_byte_record(&mut self.record) {
-                        Ok(true) => Some(self.row()),
-                        Ok(false) => {
-                            self.state = State::Done;
-                            None
+                State::Rows => match self.rdr.read_byte_record(&mut self.record) {
+                    Ok(true) => {
+                        let (line, span) = self.locate();
+                        if is_blank(&self.record) {
+                            continue;
                         }
-                        Err(e) => {
-                            // A wrong field count leaves the reader at the next record; any
-                            // other error (I/O, ...) may repeat forever: stop after it.
-                            if !matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) {
-                                self.state = State::Done;
-                            }
-                            Some(Err(csv_error(&e, 0)))
+                        return Some(match self.row(line) {
+                            Ok(row) => Ok(row.at(span)),
+                            Err(e) => Err(e.at(span)),
+                        });
+                    }
+                    Ok(false) => {
+                        self.state = State::Done;
+                        return None;
+                    }
+                    Err(e) => {
+                        // Field counts are checked by hand, so any error here is the input
+                        // itself (I/O): stop after it.
+                        self.state = State::Done;
+                        let err = self.csv_error(&e);
+                        if self.io_error.is_some() {
+                            return None;
                         }
-                    };
-                }
+                        return Some(Err(err));
+                    }
+                },
             }
         }
     }
-}
-
-/// The line a record starts on.
-fn record_line(record: &csv::ByteRecord, fallback: u64) -> u64 {
-    record.position().map(|p| p.line()).unwrap_or(fallback)
-}
-
-/// A csv error as a whole-row error.
-fn csv_error(e: &csv::Error, fallback_line: u64) -> RowError {
-    let line = e.position().map(|p| p.line()).unwrap_or(fallback_line);
-    let rule = match e.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!(
-            "has {len} field(s), expected {expected_len} like the header \
-             (a stray comma, or an unbalanced quote?)"
-        ),
-        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
-        csv::ErrorKind::Io(io) => format!("cannot read the file: {io}"),
-        _ => format!("malformed CSV: {e}"),
-    };
-    RowError::whole(line, rule)
 }
 
 /// The cells of one row, by column name.
@@ -266,113 +321,17 @@ struct Cells<'a> {
     cells: &'a [String],
 }
 
-impl Cells<'_> {
-    /// The cell, `""` when the column is absent.
-    fn get(&self, column: &str) -> &str {
+impl Source for Cells<'_> {
+    /// An absent column and an empty cell are both "not given".
+    fn text(&self, column: &str) -> Option<&str> {
         self.index
             .get(column)
             .and_then(|&i| self.cells.get(i))
             .map(String::as_str)
-            .unwrap_or("")
+            .filter(|s| !s.is_empty())
     }
 
-    /// The cell, `None` when the column is absent or the cell empty.
-    fn opt(&self, column: &str) -> Option<&str> {
-        Some(self.get(column)).filter(|s| !s.is_empty())
-    }
-
-    fn string(&self, column: &str) -> String {
-        self.get(column).to_string()
-    }
-
-    fn opt_string(&self, column: &str) -> Option<String> {
-        self.opt(column).map(str::to_string)
-    }
-}
-
-/// Builds the row's item; cells that cannot be read become placeholders plus an error.
-fn build(kind: RowKind, c: &Cells<'_>) -> (Work, Vec<FieldError>) {
-    let mut errors = Vec::new();
-    let devices = |errors: &mut Vec<FieldError>| match parse_devices_cell(c.get("devices")) {
-        Ok(d) => d,
-        Err(rule) => {
-            errors.push(FieldError::new("devices", rule));
-            Vec::new()
-        }
-    };
-    let item = match kind {
-        RowKind::Job(JobKind::CreateCustomer) => Work::Job(Job::CreateCustomer(customer(c))),
-        RowKind::Job(JobKind::BindDevices) => Work::Job(Job::BindDevices(BindDevicesJob {
-            customer_id: c.string("customer_id"),
-            devices: devices(&mut errors),
-        })),
-        RowKind::OnboardCustomer => {
-            let customer = customer(c);
-            Work::OnboardCustomer {
-                devices: BindDevicesJob {
-                    customer_id: customer.customer_id.clone(),
-                    devices: devices(&mut errors),
-                },
-                customer,
-            }
-        }
-        RowKind::Job(JobKind::CreateAccount) => {
-            let account_type = match c.get("account_type").to_ascii_lowercase().as_str() {
-                "personal" => AccountType::Personal,
-                "company" => AccountType::Company,
-                _ => {
-                    errors.push(FieldError::new(
-                        "account_type",
-                        "must be personal or company",
-                    ));
-                    AccountType::Personal
-                }
-            };
-            let password = c.string("password");
-            let confirm = c
-                .opt_string("confirm_password")
-                .unwrap_or_else(|| password.clone());
-            Work::Job(Job::CreateAccount(CreateAccountJob {
-                account_type,
-                mail: c.string("mail"),
-                password: Secret::new(password),
-                confirm_password: Secret::new(confirm),
-                phone_num: c.string("phone_num"),
-                country_code: c.string("country_code"),
-                area: c.string("area"),
-                extended: c.opt_string("extended"),
-                trade_one: c.opt_string("trade_one"),
-                trade_two: c.opt_string("trade_two"),
-            }))
-        }
-        RowKind::Job(JobKind::RegisterUser) => {
-            let sale_id = match c.opt("sale_id") {
-                None => None,
-                Some(s) => match s.parse::<i64>() {
-                    Ok(n) => Some(n),
-                    Err(_) => {
-                        errors.push(FieldError::new("sale_id", "must be an integer"));
-                        None
-                    }
-                },
-            };
-            Work::Job(Job::RegisterUser(RegisterUserJob {
-                email: c.string("email"),
-                mobile: c.string("mobile"),
-                passwd: Secret::new(c.string("passwd")),
-                name: c.opt_string("name"),
-                industry: c.opt_string("industry"),
-                sale_id,
-            }))
-        }
-    };
-    (item, errors)
-}
-
-fn customer(c: &Cells<'_>) -> CreateCustomerJob {
-    CreateCustomerJob {
-        customer_id: c.string("customer_id"),
-        country_code: c.string("country_code"),
-        phone_number: c.string("phone_number"),
+    fn devices(&self) -> Result<Vec<DeviceInfo>, String> {
+        fields::parse_devices_cell(self.text("devices").unwrap_or(""))
     }
 }

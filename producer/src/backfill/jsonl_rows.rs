@@ -1,28 +1,23 @@
-//! JSON Lines rows: one JSON object per line.
+//! JSON Lines rows: one JSON object per line, its members the same fields as the CSV
+//! columns (`devices` an array of objects), built by the same builder as CSV rows.
 
-use super::{finish_row, unknown_kind_rule, BackfillRow, RowError, RowKind, Work, MISSING_KIND};
-use onboard_shared::jobs::{BindDevicesJob, CreateCustomerJob, DeviceInfo, Job};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use super::fields::{self, Source};
+use super::strict_json::Json;
+use super::{finish_row, unknown_kind_rule, BackfillRow, RowError, RowKind, MISSING_KIND};
+use onboard_shared::jobs::DeviceInfo;
+use onboard_shared::validation::FieldError;
 use std::io::{BufRead, BufReader, Read};
-
-/// An `onboard-customer` line (without its `kind`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OnboardCustomerLine {
-    customer_id: String,
-    country_code: String,
-    phone_number: String,
-    devices: Vec<DeviceInfo>,
-}
 
 /// The JSON Lines row iterator.
 pub(super) struct JsonlRows<R: Read> {
     rdr: BufReader<R>,
     kind: Option<RowKind>,
     line: u64,
+    /// Bytes read so far: where the next line starts.
+    offset: u64,
     buf: Vec<u8>,
     done: bool,
+    io_error: Option<std::io::Error>,
 }
 
 impl<R: Read> JsonlRows<R> {
@@ -31,65 +26,180 @@ impl<R: Read> JsonlRows<R> {
             rdr: BufReader::new(reader),
             kind,
             line: 0,
+            offset: 0,
             buf: Vec::new(),
             done: false,
+            io_error: None,
         }
     }
 
+    pub(super) fn into_inner(self) -> R {
+        self.rdr.into_inner()
+    }
+
+    pub(super) fn take_io_error(&mut self) -> Option<std::io::Error> {
+        self.io_error.take()
+    }
+
     fn row(&self, line: u64, text: &str) -> Result<BackfillRow, RowError> {
-        let value: Value = serde_json::from_str(text)
+        // Only the position: serde_json's syntax errors name no value.
+        let value: Json = serde_json::from_str(text)
             .map_err(|e| RowError::whole(line, format!("invalid JSON: {e}")))?;
-        let Value::Object(mut map) = value else {
+        if let Some(key) = value.repeated_key() {
+            return Err(RowError::new(line, key, "duplicate key"));
+        }
+        let Json::Object(members) = value else {
             return Err(RowError::whole(line, "must be a JSON object"));
         };
-        let own_kind = map.remove("kind");
-        let kind = match self.kind {
-            Some(k) => k,
-            None => match own_kind {
-                None | Some(Value::Null) => return Err(RowError::new(line, "kind", MISSING_KIND)),
-                Some(Value::String(s)) => s
-                    .parse::<RowKind>()
-                    .map_err(|_| RowError::new(line, "kind", unknown_kind_rule(&s)))?,
-                Some(_) => {
-                    return Err(RowError::new(
-                        line,
-                        "kind",
-                        unknown_kind_rule("(not a string)"),
-                    ))
-                }
-            },
-        };
-        match kind {
-            RowKind::Job(k) => {
-                let probe = map.clone();
-                map.insert("kind".to_string(), Value::String(k.as_str().to_string()));
-                match serde_json::from_value::<Job>(Value::Object(map)) {
-                    Ok(job) => finish_row(line, Work::Job(job), Vec::new()),
-                    Err(e) => Err(serde_error(line, &e, &probe)),
-                }
+        let own_kind = members.iter().find(|(k, _)| k == "kind").map(|(_, v)| v);
+        let kind = match (self.kind, own_kind) {
+            (Some(k), _) => k,
+            (None, None | Some(Json::Null)) => {
+                return Err(RowError::new(line, "kind", MISSING_KIND))
             }
-            RowKind::OnboardCustomer => {
-                let probe = map.clone();
-                match serde_json::from_value::<OnboardCustomerLine>(Value::Object(map)) {
-                    Ok(o) => {
-                        let item = Work::OnboardCustomer {
-                            devices: BindDevicesJob {
-                                customer_id: o.customer_id.clone(),
-                                devices: o.devices,
-                            },
-                            customer: CreateCustomerJob {
-                                customer_id: o.customer_id,
-                                country_code: o.country_code,
-                                phone_number: o.phone_number,
-                            },
-                        };
-                        finish_row(line, item, Vec::new())
+            (None, Some(Json::String(s))) => s
+                .trim()
+                .parse::<RowKind>()
+                .map_err(|_| RowError::new(line, "kind", unknown_kind_rule(s)))?,
+            (None, Some(other)) => {
+                return Err(RowError::new(
+                    line,
+                    "kind",
+                    format!("must be a string, not {}", other.type_name()),
+                ))
+            }
+        };
+        let (members, mut errors) = Members::check(kind, self.kind.is_some(), members);
+        let (item, more) = fields::build(kind, &members);
+        errors.extend(more);
+        finish_row(line, item, errors)
+    }
+}
+
+/// A JSON object's members once their types were checked: text fields as strings.
+struct Members {
+    text: Vec<(String, String)>,
+    devices: Result<Vec<DeviceInfo>, String>,
+}
+
+impl Members {
+    /// Sorts the members out; every member of the wrong type, unknown or missing is one
+    /// error. A wrong type is named, never shown: the value may be a password.
+    fn check(
+        kind: RowKind,
+        fixed_kind: bool,
+        members: Vec<(String, Json)>,
+    ) -> (Members, Vec<FieldError>) {
+        let (required, optional) = fields::columns(kind);
+        let mut errors = Vec::new();
+        let mut out = Members {
+            text: Vec::new(),
+            devices: Err("missing".into()),
+        };
+        for (name, value) in members {
+            if name == "kind" {
+                if fixed_kind && !matches!(value, Json::Null) {
+                    // --kind fixes the kind; a member saying otherwise is a mistake.
+                    if !matches!(&value, Json::String(s) if s.trim() == kind.as_str()) {
+                        errors.push(FieldError::new("kind", format!("must be {kind} (--kind)")));
                     }
-                    Err(e) => Err(serde_error(line, &e, &probe)),
+                }
+                continue;
+            }
+            if !required.contains(&name.as_str()) && !optional.contains(&name.as_str()) {
+                let expected: Vec<&str> = required.iter().chain(optional).copied().collect();
+                errors.push(FieldError::new(
+                    &name,
+                    format!("unknown field (expected one of: {})", expected.join(", ")),
+                ));
+                continue;
+            }
+            match (name.as_str(), value) {
+                (_, Json::Null) => {}
+                ("devices", Json::Array(items)) => out.devices = devices(items),
+                ("devices", other) => {
+                    out.devices = Err(format!("must be an array, not {}", other.type_name()))
+                }
+                ("sale_id", Json::Number(Some(n))) => out.text.push((name, n.to_string())),
+                ("sale_id", Json::Number(None)) => {
+                    errors.push(FieldError::new(name, "must be an integer"))
+                }
+                (_, Json::String(s)) => out.text.push((name, s)),
+                (_, other) => errors.push(FieldError::new(
+                    name,
+                    format!("must be a string, not {}", other.type_name()),
+                )),
+            }
+        }
+        for field in required {
+            let present = if *field == "devices" {
+                !matches!(&out.devices, Err(e) if e == "missing")
+            } else {
+                out.text.iter().any(|(k, _)| k == field) || errors.iter().any(|e| e.field == *field)
+            };
+            if !present {
+                errors.push(FieldError::new(*field, "missing"));
+            }
+        }
+        (out, errors)
+    }
+}
+
+impl Source for Members {
+    fn text(&self, field: &str) -> Option<&str> {
+        self.text
+            .iter()
+            .find(|(k, _)| k == field)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceInfo>, String> {
+        match &self.devices {
+            // Reported once, by the required-member check.
+            Err(e) if e == "missing" => Ok(Vec::new()),
+            other => other.clone(),
+        }
+    }
+}
+
+/// `devices`: an array of `{customer_device_no, device_id, product_name}` objects.
+fn devices(items: Vec<Json>) -> Result<Vec<DeviceInfo>, String> {
+    const MEMBERS: [&str; 3] = ["customer_device_no", "device_id", "product_name"];
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Json::Object(members) = item else {
+            return Err(format!("[{i}] must be an object, not {}", item.type_name()));
+        };
+        let mut values: [Option<String>; 3] = [None, None, None];
+        for (name, value) in members {
+            let Some(slot) = MEMBERS.iter().position(|m| *m == name) else {
+                return Err(format!(
+                    "[{i}].{name}: unknown field (expected one of: {})",
+                    MEMBERS.join(", ")
+                ));
+            };
+            match value {
+                Json::String(s) => values[slot] = Some(s),
+                other => {
+                    return Err(format!(
+                        "[{i}].{name} must be a string, not {}",
+                        other.type_name()
+                    ))
                 }
             }
         }
+        let [Some(no), Some(id), Some(name)] = values else {
+            return Err(format!(
+                "[{i}] must have customer_device_no, device_id and product_name"
+            ));
+        };
+        out.push(DeviceInfo {
+            customer_device_no: no,
+            device_id: id,
+            product_name: name,
+        });
     }
+    Ok(out)
 }
 
 impl<R: Read> Iterator for JsonlRows<R> {
@@ -100,81 +210,33 @@ impl<R: Read> Iterator for JsonlRows<R> {
             self.buf.clear();
             match self.rdr.read_until(b'\n', &mut self.buf) {
                 Ok(0) => self.done = true,
-                Ok(_) => {
+                Ok(n) => {
                     self.line += 1;
                     let line = self.line;
-                    let bytes = self.buf.trim_ascii();
-                    if bytes.is_empty() {
-                        continue;
+                    let span = self.offset..self.offset + n as u64;
+                    self.offset += n as u64;
+                    let mut bytes = &self.buf[..];
+                    if line == 1 {
+                        // A UTF-8 byte order mark, as editors on Windows write one.
+                        bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
                     }
-                    return Some(match std::str::from_utf8(bytes) {
-                        Ok(text) => self.row(line, text),
+                    let row = match std::str::from_utf8(bytes) {
+                        Ok(text) if text.trim().is_empty() => continue,
+                        Ok(text) => self.row(line, text.trim()),
                         Err(_) => Err(RowError::whole(line, "not valid UTF-8")),
+                    };
+                    return Some(match row {
+                        Ok(row) => Ok(row.at(span)),
+                        Err(e) => Err(e.at(span)),
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(RowError::whole(
-                        self.line + 1,
-                        format!("cannot read the file: {e}"),
-                    )));
+                    self.io_error = Some(e);
                 }
             }
         }
         None
     }
-}
-
-/// A serde error as a row error, naming the field when the message or the object tells it.
-fn serde_error(line: u64, e: &serde_json::Error, object: &Map<String, Value>) -> RowError {
-    let msg = e.to_string();
-    let field = backticked_after(&msg, "missing field `")
-        .or_else(|| backticked_after(&msg, "unknown field `"))
-        .or_else(|| {
-            // The one enum inside a payload is account_type (kinds are checked before).
-            msg.starts_with("unknown variant `")
-                .then(|| "account_type".to_string())
-                .filter(|_| object.contains_key("account_type"))
-        })
-        .or_else(|| mistyped_member(object))
-        .unwrap_or_else(|| "-".to_string());
-    RowError::new(line, field, msg)
-}
-
-/// The name in `` prefix`name` `` inside `msg`.
-fn backticked_after(msg: &str, prefix: &str) -> Option<String> {
-    let rest = &msg[msg.find(prefix)? + prefix.len()..];
-    Some(rest[..rest.find('`')?].to_string())
-}
-
-/// The first member whose JSON type cannot be right (for an "invalid type" error).
-fn mistyped_member(object: &Map<String, Value>) -> Option<String> {
-    for (name, value) in object {
-        let ok = match name.as_str() {
-            "sale_id" => value.is_i64() || value.is_null(),
-            "extended" | "trade_one" | "trade_two" | "name" | "industry" => {
-                value.is_string() || value.is_null()
-            }
-            "devices" => match value {
-                Value::Array(items) => {
-                    for (i, d) in items.iter().enumerate() {
-                        let Value::Object(d) = d else {
-                            return Some(format!("devices[{i}]"));
-                        };
-                        if let Some((k, _)) = d.iter().find(|(_, v)| !v.is_string()) {
-                            return Some(format!("devices[{i}].{k}"));
-                        }
-                    }
-                    true
-                }
-                _ => false,
-            },
-            _ => value.is_string(),
-        };
-        if !ok {
-            return Some(name.clone());
-        }
-    }
-    None
 }

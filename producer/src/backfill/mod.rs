@@ -2,33 +2,47 @@
 //! `onboard-customer` pair) per row.
 //!
 //! [`read_rows`] never reads the whole file: it yields one item per data row as it goes, so a
-//! file of a million rows runs in flat memory. Every row is parsed and validated
+//! file of a million rows runs in flat memory. Every row is parsed, normalised and validated
 //! ([`onboard_shared::validation::Validate`]); a bad row yields one [`RowError`] naming the
 //! physical line the row starts on, the first bad field and its rule (plus the others, if any,
-//! in the same rule text), and reading goes on with the next row.
+//! in the same rule text), and reading goes on with the next row. Each row also carries the
+//! bytes it spans in the input, so a rejected row can be copied out unchanged. An input that
+//! cannot be read ends the rows; [`Rows::take_io_error`] tells it apart from an invalid row.
+//!
+//! # One normalisation for both formats
+//! CSV cells and JSON members go through the same builder (`fields.rs`), then
+//! `onboard_shared::normalize`: text is trimmed (secrets are not), `account_type` is
+//! case-insensitive, an absent or empty `confirm_password` is `password`, an empty optional
+//! field is absent, a country code loses its `+` and leading zeros. A UTF-8 byte order mark
+//! is accepted in both, lines of nothing but whitespace are skipped, and line numbers are
+//! physical lines of the file (a quoted line break counts).
 //!
 //! # CSV
 //! The header row names the columns: the job's snake_case JSON field names
 //! (`customer_id,country_code,phone_number`), plus an optional `kind` column when the rows are
 //! of several kinds. `devices` cells (bind-devices and onboard-customer rows) read
-//! `no|ProductId/DeviceName|product name;no|ProductId/DeviceName|product name`. An empty cell
-//! of an optional field is `None`; `confirm_password` defaults to `password`. Fields are
-//! trimmed. A header problem (unknown column, a column the fixed kind needs missing, an empty
-//! file) is reported once, at line 1, and ends the iteration.
+//! `no|ProductId/DeviceName|product name;no|ProductId/DeviceName|product name`. A header
+//! problem (unknown column, a column the fixed kind needs missing, an empty file) is reported
+//! once, at its line, and ends the iteration.
 //!
 //! # JSON Lines
-//! One JSON object per line, a job as the queue stores it (`{"kind": "create-customer", ...}`),
-//! or an `onboard-customer` object (`customer_id, country_code, phone_number, devices:
-//! [{customer_device_no, device_id, product_name}]`). Blank lines are skipped.
+//! One JSON object per line with the same fields (`{"kind": "create-customer", ...}`;
+//! `devices` an array of `{customer_device_no, device_id, product_name}`). A string field
+//! must be a JSON string and `sale_id` an integer; a value of the wrong type is named by its
+//! type, never shown. A key given twice in one object is an error.
 
 mod csv_rows;
+mod fields;
 mod jsonl_rows;
+pub mod repeats;
+mod strict_json;
 
 pub use crate::work::Work;
 use onboard_shared::jobs::JobKind;
 use onboard_shared::validation::{FieldError, Validate};
 use std::fmt;
 use std::io::Read;
+use std::ops::Range;
 
 /// The format of a backfill file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,7 +100,14 @@ impl std::str::FromStr for RowKind {
 
 /// The rule text for an unknown kind.
 fn unknown_kind_rule(s: &str) -> String {
-    format!("unknown kind `{s}` (expected one of: {})", kind_list())
+    // Shown only when it looks like a kind: a shifted cell could hold anything, a password
+    // included.
+    let looks_like_a_kind = s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    if looks_like_a_kind {
+        format!("unknown kind `{s}` (expected one of: {})", kind_list())
+    } else {
+        format!("unknown kind (expected one of: {})", kind_list())
+    }
 }
 
 fn kind_list() -> String {
@@ -104,8 +125,17 @@ const MISSING_KIND: &str = "missing: give --kind or a kind column";
 pub struct BackfillRow {
     /// The 1-based physical line the row starts on.
     pub line: u64,
+    /// The bytes of the input the row spans (its line break included).
+    pub span: Range<u64>,
     /// What it holds.
     pub item: Work,
+}
+
+impl BackfillRow {
+    fn at(mut self, span: Range<u64>) -> Self {
+        self.span = span;
+        self
+    }
 }
 
 /// One bad row (or a bad header / file).
@@ -117,6 +147,8 @@ pub struct RowError {
     pub field: String,
     /// What is wrong; when several fields are bad, the others follow after `; also: `.
     pub rule: String,
+    /// The bytes of the input the row spans; `None` for a header or file problem.
+    pub span: Option<Range<u64>>,
 }
 
 impl RowError {
@@ -126,7 +158,14 @@ impl RowError {
             line,
             field: field.into(),
             rule: rule.into(),
+            span: None,
         }
+    }
+
+    /// The same error, about the row at `span`.
+    pub fn at(mut self, span: Range<u64>) -> Self {
+        self.span = Some(span);
+        self
     }
 
     /// An error about the row as a whole (field `-`).
@@ -162,28 +201,54 @@ impl std::error::Error for RowError {}
 ///
 /// `kind` fixes the kind of every row (`--kind`); without it each row needs a `kind`
 /// column (CSV) or member (JSON Lines). Nothing is read before the first `next()`.
-pub fn read_rows<R: Read>(
-    reader: R,
-    format: FileFormat,
-    kind: Option<RowKind>,
-) -> impl Iterator<Item = Result<BackfillRow, RowError>> {
-    match format {
-        FileFormat::Csv => Rows::Csv(csv_rows::CsvRows::new(reader, kind)),
-        FileFormat::JsonLines => Rows::Jsonl(jsonl_rows::JsonlRows::new(reader, kind)),
-    }
+pub fn read_rows<R: Read>(reader: R, format: FileFormat, kind: Option<RowKind>) -> Rows<R> {
+    Rows(match format {
+        FileFormat::Csv => Format::Csv(csv_rows::CsvRows::new(reader, kind)),
+        FileFormat::JsonLines => Format::Jsonl(jsonl_rows::JsonlRows::new(reader, kind)),
+    })
 }
 
-enum Rows<R: Read> {
+/// The rows of one input (see [`read_rows`]).
+pub struct Rows<R: Read>(Format<R>);
+
+enum Format<R: Read> {
     Csv(csv_rows::CsvRows<R>),
     Jsonl(jsonl_rows::JsonlRows<R>),
+}
+
+impl<R: Read> Rows<R> {
+    /// Why the rows ended early: the input could not be read. That is no invalid row but a
+    /// failed run, whatever `--skip-invalid` says.
+    pub fn take_io_error(&mut self) -> Option<std::io::Error> {
+        match &mut self.0 {
+            Format::Csv(r) => r.take_io_error(),
+            Format::Jsonl(r) => r.take_io_error(),
+        }
+    }
+
+    /// The input back, once the rows are read (to flush or close what wraps it).
+    pub fn into_inner(self) -> R {
+        match self.0 {
+            Format::Csv(r) => r.into_inner(),
+            Format::Jsonl(r) => r.into_inner(),
+        }
+    }
+
+    /// The CSV header's bytes in the input (a rejects file starts with them).
+    pub fn header_span(&self) -> Option<Range<u64>> {
+        match &self.0 {
+            Format::Csv(r) => r.header_span(),
+            Format::Jsonl(_) => None,
+        }
+    }
 }
 
 impl<R: Read> Iterator for Rows<R> {
     type Item = Result<BackfillRow, RowError>;
     fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            Rows::Csv(r) => r.next(),
-            Rows::Jsonl(r) => r.next(),
+        match &mut self.0 {
+            Format::Csv(r) => r.next(),
+            Format::Jsonl(r) => r.next(),
         }
     }
 }
@@ -218,36 +283,14 @@ fn finish_row(line: u64, item: Work, mut errors: Vec<FieldError>) -> Result<Back
         }
     }
     if errors.is_empty() {
-        Ok(BackfillRow { line, item })
+        Ok(BackfillRow {
+            line,
+            span: 0..0,
+            item,
+        })
     } else {
         Err(RowError::from_fields(line, errors))
     }
-}
-
-/// Splits a CSV `devices` cell: `no|product/device|name;no|product/device|name`.
-fn parse_devices_cell(cell: &str) -> Result<Vec<onboard_shared::jobs::DeviceInfo>, String> {
-    let mut out = Vec::new();
-    for (i, entry) in cell.split(';').map(str::trim).enumerate() {
-        if entry.is_empty() {
-            // Allows a trailing `;` (and an empty cell: no devices, which validation refuses).
-            continue;
-        }
-        let parts: Vec<&str> = entry.split('|').map(str::trim).collect();
-        if parts.len() != 3 {
-            return Err(format!(
-                "device {} has {} part(s), expected 3: write each device as \
-                 customer_device_no|ProductId/DeviceName|product_name, separated by ;",
-                i + 1,
-                parts.len()
-            ));
-        }
-        out.push(onboard_shared::jobs::DeviceInfo {
-            customer_device_no: parts[0].to_string(),
-            device_id: parts[1].to_string(),
-            product_name: parts[2].to_string(),
-        });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -286,6 +329,7 @@ mod tests {
             ok(&rows[0]),
             &BackfillRow {
                 line: 2,
+                span: 38..57,
                 item: Work::Job(Job::CreateCustomer(CreateCustomerJob {
                     customer_id: "c1".into(),
                     country_code: "852".into(),
@@ -694,5 +738,138 @@ mod tests {
             assert_eq!(ok(&r).line, count + 1);
         }
         assert_eq!(count, 20_000);
+    }
+
+    #[test]
+    fn line_numbers_are_physical_lines() {
+        // Blank lines, a whitespace-only line and a quoted line break before the rows.
+        let rows = csv(
+            "customer_id,country_code,phone_number\n\n\nc1,86,1\n   \n\"c\n2\",86,2\nc3,86,3\n\t\r\nbad id,86,4\n",
+            CC,
+        );
+        assert_eq!(rows.len(), 4, "{rows:?}");
+        assert_eq!(ok(&rows[0]).line, 4);
+        assert_eq!(
+            (err(&rows[1]).line, err(&rows[1]).field.as_str()),
+            (6, "customer_id")
+        );
+        assert_eq!(ok(&rows[2]).line, 8);
+        assert_eq!(err(&rows[3]).line, 10);
+        let rows = jsonl(
+            "\n \t\n{\"customer_id\":\"c1\",\"country_code\":\"86\",\"phone_number\":\"1\"}\n\u{a0}\n{}\n",
+            CC,
+        );
+        assert_eq!(ok(&rows[0]).line, 3);
+        assert_eq!(err(&rows[1]).line, 5);
+    }
+
+    #[test]
+    fn spans_cover_the_row_and_nothing_else() {
+        let text = "customer_id,country_code,phone_number\n\nc1,86,1\r\nbad,86,x\n";
+        let mut rows = read_rows(text.as_bytes(), FileFormat::Csv, CC);
+        let first = rows.next().unwrap().unwrap();
+        assert_eq!(
+            &text[first.span.start as usize..first.span.end as usize],
+            "c1,86,1\r\n"
+        );
+        let e = rows.next().unwrap().unwrap_err();
+        let span = e.span.clone().unwrap();
+        assert_eq!(&text[span.start as usize..span.end as usize], "bad,86,x\n");
+        assert_eq!(rows.header_span(), Some(0..38));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted_in_both_formats() {
+        let rows = jsonl(
+            "\u{feff}{\"customer_id\":\"c1\",\"country_code\":\"86\",\"phone_number\":\"1\"}\n",
+            CC,
+        );
+        assert_eq!(ok(&rows[0]).line, 1);
+        let rows = csv(
+            "\u{feff}customer_id,country_code,phone_number\nc1,86,1\n",
+            CC,
+        );
+        assert_eq!(ok(&rows[0]).line, 2);
+    }
+
+    #[test]
+    fn csv_and_json_lines_normalise_alike() {
+        let header = "account_type,mail,password,phone_num,country_code,area,extended\n";
+        let from_csv = csv(
+            &format!("{header} Personal , a@example.com ,Passw0rd!1, 555 ,+852,HK, \n"),
+            Some(RowKind::Job(JobKind::CreateAccount)),
+        );
+        let from_jsonl = jsonl(
+            "{\"account_type\":\" Personal \",\"mail\":\" a@example.com \",\"password\":\"Passw0rd!1\",\"phone_num\":\" 555 \",\"country_code\":\"+852\",\"area\":\"HK\",\"extended\":\" \"}\n",
+            Some(RowKind::Job(JobKind::CreateAccount)),
+        );
+        assert_eq!(ok(&from_csv[0]).item, ok(&from_jsonl[0]).item);
+        let Work::Job(Job::CreateAccount(a)) = &ok(&from_csv[0]).item else {
+            panic!()
+        };
+        assert_eq!(
+            (a.mail.as_str(), a.country_code.as_str()),
+            ("a@example.com", "852")
+        );
+        assert_eq!(a.account_type, AccountType::Personal);
+        assert_eq!(a.confirm_password, a.password);
+        assert_eq!(a.extended, None);
+        // Secrets are taken as written: a padded password is refused, not silently changed.
+        let padded = jsonl(
+            "{\"account_type\":\"personal\",\"mail\":\"a@example.com\",\"password\":\" Passw0rd!1\",\"phone_num\":\"555\",\"country_code\":\"852\",\"area\":\"HK\"}\n",
+            Some(RowKind::Job(JobKind::CreateAccount)),
+        );
+        assert_eq!(err(&padded[0]).field, "password");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_named_not_shown() {
+        let rows = jsonl(
+            "{\"email\":\"u@example.com\",\"mobile\":\"1\",\"passwd\":98765432123}\n\
+             {\"account_type\":\"personal\",\"mail\":\"a@example.com\",\"password\":[\"Hunter2!x9\"],\"phone_num\":\"5\",\"country_code\":\"852\",\"area\":\"HK\"}\n",
+            None,
+        );
+        let _ = rows; // kind missing: use a fixed kind instead
+        let rows = jsonl(
+            "{\"email\":\"u@example.com\",\"mobile\":\"1\",\"passwd\":98765432123}\n",
+            Some(RowKind::Job(JobKind::RegisterUser)),
+        );
+        let e = err(&rows[0]);
+        assert_eq!(e.field, "passwd");
+        assert_eq!(e.rule, "must be a string, not a number");
+        assert!(!e.to_string().contains("98765432123"), "{e}");
+        let rows = jsonl(
+            "{\"account_type\":\"personal\",\"mail\":\"a@example.com\",\"password\":{\"x\":\"Hunter2!x9\"},\"phone_num\":\"5\",\"country_code\":\"852\",\"area\":\"HK\"}\n",
+            Some(RowKind::Job(JobKind::CreateAccount)),
+        );
+        assert!(
+            !err(&rows[0]).to_string().contains("Hunter2"),
+            "{}",
+            err(&rows[0])
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_invalid() {
+        let rows = jsonl(
+            "{\"email\":\"u@example.com\",\"mobile\":\"1\",\"passwd\":\"first1\",\"passwd\":\"second2\"}\n",
+            Some(RowKind::Job(JobKind::RegisterUser)),
+        );
+        let e = err(&rows[0]);
+        assert_eq!(
+            (e.field.as_str(), e.rule.as_str()),
+            ("passwd", "duplicate key")
+        );
+        assert!(!e.to_string().contains("second2"));
+    }
+
+    #[test]
+    fn an_unreadable_input_is_an_io_error_not_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        for format in [FileFormat::Csv, FileFormat::JsonLines] {
+            let mut rows = read_rows(std::fs::File::open(dir.path()).unwrap(), format, CC);
+            assert!(rows.next().is_none());
+            assert!(rows.take_io_error().is_some(), "{format:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use super::{Ctx, Failure};
 use clap::{Args, Subcommand};
 use onboard_shared::jobs::*;
-use onboard_shared::queue::EnqueueOptions;
+use onboard_shared::queue::{EnqueueOptions, JobState};
 use onboard_shared::secret::Secret;
 use std::io::Read;
 
@@ -167,7 +167,7 @@ fn build(job: JobArgs) -> Result<Job, Failure> {
             extended,
             password_stdin,
         } => {
-            let account_type = match account_type.as_str() {
+            let account_type = match account_type.trim().to_ascii_lowercase().as_str() {
                 "personal" => AccountType::Personal,
                 "company" => AccountType::Company,
                 other => {
@@ -210,7 +210,9 @@ fn build(job: JobArgs) -> Result<Job, Failure> {
 
 /// Runs `enqueue`.
 pub async fn run(ctx: &Ctx, args: EnqueueArgs) -> Result<(), Failure> {
-    let job = build(args.job)?;
+    let mut job = build(args.job)?;
+    // The same normalisation as a backfill row's (`+86` and `086` are `86`, ...).
+    onboard_shared::normalize::job(&mut job);
     // Validate before connecting: bad input is reported even with Redis down.
     use onboard_shared::validation::Validate;
     job.validate()
@@ -221,7 +223,25 @@ pub async fn run(ctx: &Ctx, args: EnqueueArgs) -> Result<(), Failure> {
         run_at_ms: args.run_at_ms,
         depends_on: args.depends_on,
     };
+    if let Some(parent) = &opts.depends_on {
+        if onboard_shared::queue::ids::kind_of_id(parent).is_none() {
+            return Err(Failure::invalid(format!(
+                "--depends-on {parent:?} is not a job id (cust_…, bind_…, acct_… or user_…)"
+            )));
+        }
+    }
     let producer = ctx.producer().await?;
+    if let Some(parent) = &opts.depends_on {
+        // An unknown parent, or one that already failed, would kill the job at once.
+        let status = producer.status(parent, false).await?;
+        if matches!(status.state, JobState::Dead | JobState::Expired) {
+            return Err(Failure::invalid(format!(
+                "--depends-on {parent}: that job is {}, so this one could never run; \
+                 nothing was enqueued",
+                status.state
+            )));
+        }
+    }
     let enqueued = producer.enqueue(&job, &opts).await?;
     ctx.print(&enqueued, || {
         if enqueued.duplicate {

@@ -53,14 +53,30 @@ pub async fn wait(ctx: &Ctx, id: &str, timeout: u64) -> Result<(), Failure> {
         }
         Err(ProducerError::Timeout { status, .. }) => {
             ctx.print(&status, || describe(&status));
-            Err(Failure::infra(format!("timed out after {timeout} s")))
+            Err(Failure::timeout(format!("timed out after {timeout} s")))
         }
         Err(e) => Err(e.into()),
     }
 }
 
+/// True for an events stream id `--from` accepts: `$`, `<ms>` or `<ms>-<seq>`.
+fn is_stream_id(s: &str) -> bool {
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    s == "$"
+        || match s.split_once('-') {
+            Some((ms, seq)) => digits(ms) && digits(seq),
+            None => digits(s),
+        }
+}
+
 /// `events`.
 pub async fn events(ctx: &Ctx, follow: bool, from: &str) -> Result<(), Failure> {
+    // A malformed id is the caller's mistake (exit 1), not Redis failing (exit 2).
+    if !is_stream_id(from) {
+        return Err(Failure::invalid(format!(
+            "--from {from:?}: expected an events stream id (0, $, <ms> or <ms>-<seq>)"
+        )));
+    }
     let p = ctx.producer().await?;
     let mut follower = EventFollower::from_id(p.store(), from).await?;
     loop {
@@ -262,4 +278,19 @@ pub async fn customers(ctx: &Ctx, args: CustomersArgs) -> Result<(), Failure> {
         out
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids() {
+        for ok in ["0", "$", "1700000000000", "1700000000000-3", "0-0"] {
+            assert!(is_stream_id(ok), "{ok}");
+        }
+        for bad in ["", "garbage", "-", "1-", "-1", "1-2-3", "1.5", "$$"] {
+            assert!(!is_stream_id(bad), "{bad}");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Command-line definitions and dispatch. Each command lives in its own module.
 
-mod backfill_cmd;
+mod backfill;
 mod demo;
 mod enqueue;
 mod inspect;
@@ -12,9 +12,17 @@ use onboard_shared::config::Config;
 use onboard_shared::queue::QueueError;
 use std::path::PathBuf;
 
+/// What `--help` says the exit codes mean (the README says the same).
+const EXIT_CODES: &str = "Exit codes:
+  0  done
+  1  invalid input: bad arguments, unknown or malformed ids, invalid rows, idempotency
+     conflicts (nothing was enqueued)
+  2  infrastructure failure (Redis unreachable, a temporary file not writable, ...)
+  3  a wait (wait, backfill --wait) timed out; the jobs go on";
+
 /// Puts provisioning jobs into onboard and follows them.
 #[derive(Parser, Debug)]
-#[command(name = "onboard-producer", version, about)]
+#[command(name = "onboard-producer", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// TOML configuration file; `ONBOARD_*` environment variables override it.
     #[arg(long, env = "ONBOARD_CONFIG", global = true)]
@@ -31,7 +39,7 @@ enum Command {
     /// Enqueue one job, one flag per field.
     Enqueue(enqueue::EnqueueArgs),
     /// Enqueue every row of a CSV or JSON Lines file (all rows validated first).
-    Backfill(backfill_cmd::BackfillArgs),
+    Backfill(backfill::BackfillArgs),
     /// Show one job.
     Status {
         /// The job id.
@@ -85,7 +93,7 @@ enum Command {
 
 /// A failed command: what to print and the exit code.
 pub struct Failure {
-    /// 1 invalid input, 2 infrastructure.
+    /// 1 invalid input, 2 infrastructure, 3 a wait that timed out.
     pub code: u8,
     /// The message.
     pub message: String,
@@ -104,6 +112,14 @@ impl Failure {
     pub fn infra(message: impl Into<String>) -> Self {
         Failure {
             code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// A wait ran out of time: nothing failed, the jobs are not done yet.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Failure {
+            code: 3,
             message: message.into(),
         }
     }
@@ -166,7 +182,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     };
     match cli.command {
         Command::Enqueue(args) => enqueue::run(&ctx, args).await,
-        Command::Backfill(args) => backfill_cmd::run(&ctx, args).await,
+        Command::Backfill(args) => backfill::run(&ctx, args).await,
         Command::Status {
             job_id,
             show_secrets,

@@ -67,29 +67,40 @@ impl std::fmt::Debug for Cipher {
     }
 }
 
+/// The 32-byte keys the configuration asks for, the sealing one first (also what payload
+/// digests derive theirs from: `queue::digest`).
+pub(crate) fn keys_from_config(cfg: &Config) -> Result<Vec<[u8; 32]>, CipherError> {
+    match (&cfg.encryption_key, cfg.profile) {
+        (Some(keys), _) if !keys.is_empty() => keys_from_base64_list(keys.expose()),
+        (_, Profile::Sandbox) => Ok(vec![*SANDBOX_KEY]),
+        _ => Err(CipherError::MissingKey),
+    }
+}
+
+/// Base64 keys separated by commas.
+fn keys_from_base64_list(list: &str) -> Result<Vec<[u8; 32]>, CipherError> {
+    list.split(',')
+        .enumerate()
+        .map(|(i, text)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| CipherError::BadKey { position: i + 1 })?;
+            bytes
+                .try_into()
+                .map_err(|_| CipherError::BadKey { position: i + 1 })
+        })
+        .collect()
+}
+
 impl Cipher {
     /// The cipher the configuration asks for.
     pub fn from_config(cfg: &Config) -> Result<Cipher, CipherError> {
-        match (&cfg.encryption_key, cfg.profile) {
-            (Some(keys), _) if !keys.is_empty() => Cipher::from_base64_list(keys.expose()),
-            (_, Profile::Sandbox) => Ok(Cipher::from_keys(&[*SANDBOX_KEY])),
-            _ => Err(CipherError::MissingKey),
-        }
+        Ok(Cipher::from_keys(&keys_from_config(cfg)?))
     }
 
     /// A cipher from base64 keys separated by commas; the first seals.
     pub fn from_base64_list(list: &str) -> Result<Cipher, CipherError> {
-        let mut keys = Vec::new();
-        for (i, text) in list.split(',').enumerate() {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|_| CipherError::BadKey { position: i + 1 })?;
-            let key: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| CipherError::BadKey { position: i + 1 })?;
-            keys.push(key);
-        }
-        Ok(Cipher::from_keys(&keys))
+        Ok(Cipher::from_keys(&keys_from_base64_list(list)?))
     }
 
     fn from_keys(keys: &[[u8; 32]]) -> Cipher {

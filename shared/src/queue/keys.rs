@@ -86,7 +86,8 @@ impl QueueKeys {
         self.key("counts")
     }
 
-    /// String: an idempotency key (already hashed) → the first job's id.
+    /// String: an idempotency key (already hashed) → `<first job's id>|<payload digest>`
+    /// (see `enqueue.lua`; keys written before digests hold the id alone).
     pub fn idempotency(&self, hashed: &str) -> String {
         self.key(&format!("idem:{hashed}"))
     }

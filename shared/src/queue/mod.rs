@@ -10,7 +10,8 @@
 //!
 //! How it sits in Redis:
 //! * [`keys`]: key names (one hash tag per queue); [`ids`]: job ids;
-//! * [`cipher`]: payloads, codes and results encrypted at rest;
+//! * [`cipher`]: payloads, codes and results encrypted at rest; `digest`: the keyed
+//!   digest of a payload kept beside its idempotency key;
 //! * `pending`: jobs enqueued in bulk whose record fetch has not built yet;
 //! * `scripts`: the Lua scripts, each in its own `.lua` file, and `replies`, where each
 //!   script's reply is decoded once into a typed value;
@@ -23,6 +24,7 @@
 pub mod ack;
 pub mod cipher;
 pub mod claimed;
+mod digest;
 pub mod error_record;
 pub mod ids;
 pub mod job_state;
@@ -38,6 +40,6 @@ pub use ack::{Ack, AckStatus};
 pub use claimed::{ClaimedJob, CodePhase};
 pub use error_record::ErrorRecord;
 pub use job_state::JobState;
-pub use options::{EnqueueOptions, Enqueued};
+pub use options::{EnqueueOptions, Enqueued, KeyCheck};
 pub use status::{JobStatus, QueueStats};
 pub use store::{Fetched, JobStore, QueueError, RekeyReport};

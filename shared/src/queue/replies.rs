@@ -4,7 +4,6 @@
 
 use super::ack::AckStatus;
 use super::claimed::CodePhase;
-use super::options::Enqueued;
 use super::store::QueueError;
 use crate::jobs::JobKind;
 use redis::Value;
@@ -72,20 +71,52 @@ fn children(values: &[Value]) -> Vec<ChildRef> {
     values.iter().filter_map(ChildRef::decode).collect()
 }
 
-/// `enqueue.lua`: per job, the id that stands for it and 1 when it was a duplicate.
-pub(super) fn enqueued(reply: &[Value], jobs: usize) -> Result<Vec<Enqueued>, QueueError> {
-    if reply.len() != jobs * 2 {
+/// One job's answer in an `enqueue.lua` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum EnqueueReply {
+    /// Written: this is its id.
+    New(String),
+    /// The key held a job with the same payload: that job's id.
+    Duplicate(String),
+    /// The key held a job with another payload; nothing was written.
+    Conflict { first_id: String, state: String },
+}
+
+/// `enqueue.lua`: per job, the id that stands for it, `0|1|2` (new, duplicate, conflict)
+/// and, on a conflict, the first job's state.
+pub(super) fn enqueued(reply: &[Value], jobs: usize) -> Result<Vec<EnqueueReply>, QueueError> {
+    if reply.len() != jobs * 3 {
         return Err(protocol("enqueue reply length"));
     }
     reply
-        .chunks(2)
-        .map(|pair| {
-            Ok(Enqueued {
-                id: value_string(&pair[0])?,
-                duplicate: value_u64(&pair[1])? == 1,
+        .chunks(3)
+        .map(|job| {
+            let id = value_string(&job[0])?;
+            Ok(match value_u64(&job[1])? {
+                0 => EnqueueReply::New(id),
+                1 => EnqueueReply::Duplicate(id),
+                2 => EnqueueReply::Conflict {
+                    first_id: id,
+                    state: value_string(&job[2])?,
+                },
+                other => return Err(protocol(format!("enqueue answered {other}"))),
             })
         })
         .collect()
+}
+
+/// An idempotency key's stored value, as `enqueue.lua` writes it: `<first id>|<digest>`
+/// (the id alone for keys written before digests: `None` digest).
+pub(super) fn idempotency_value(v: &Value) -> Result<Option<(String, Option<String>)>, QueueError> {
+    if matches!(v, Value::Nil) {
+        return Ok(None);
+    }
+    let text = value_string(v)?;
+    Ok(Some(match text.split_once('|') {
+        Some((id, digest)) if !digest.is_empty() => (id.to_string(), Some(digest.to_string())),
+        Some((id, _)) => (id.to_string(), None),
+        None => (text, None),
+    }))
 }
 
 /// One job of a `fetch.lua` reply whose fields decoded.
@@ -505,5 +536,41 @@ mod tests {
         );
         assert_eq!(acks[1].status, AckStatus::Stale);
         assert!(AckReply::decode_batch(&reply, 3).is_err());
+    }
+
+    #[test]
+    fn enqueue_replies_tell_new_duplicate_and_conflict_apart() {
+        let reply = [
+            s("cust_1"),
+            Value::Int(0),
+            s(""),
+            s("cust_0"),
+            Value::Int(1),
+            s(""),
+            s("cust_0"),
+            Value::Int(2),
+            s("running"),
+        ];
+        assert_eq!(
+            enqueued(&reply, 3).unwrap(),
+            [
+                EnqueueReply::New("cust_1".into()),
+                EnqueueReply::Duplicate("cust_0".into()),
+                EnqueueReply::Conflict {
+                    first_id: "cust_0".into(),
+                    state: "running".into()
+                }
+            ]
+        );
+        assert!(enqueued(&reply, 2).is_err());
+        assert_eq!(
+            idempotency_value(&s("cust_1|ab")).unwrap(),
+            Some(("cust_1".into(), Some("ab".into())))
+        );
+        assert_eq!(
+            idempotency_value(&s("cust_1")).unwrap(),
+            Some(("cust_1".into(), None))
+        );
+        assert_eq!(idempotency_value(&Value::Nil).unwrap(), None);
     }
 }

@@ -1,8 +1,15 @@
--- Enqueues one or more jobs atomically. ARGV[6] = number of jobs, then 6 values per job:
+-- Enqueues one or more jobs atomically. ARGV[6] = number of jobs, then 7 values per job:
 --   id, payload, max_attempts, run_at_ms (0 = now), parent id ('' = none),
---   idempotency key ('' = none; already hashed by the caller)
--- Returns, per job: the id that now stands for it, and 1 when it was a duplicate of an
--- earlier enqueue with the same idempotency key (then the FIRST job's id), else 0.
+--   idempotency key ('' = none; already hashed by the caller),
+--   payload digests (keyed, from the caller, comma-separated: one per configured encryption
+--   key, the sealing key's first; '' without an idempotency key)
+-- Returns, per job, three values: the id that now stands for it; 0 when new, 1 when the key
+-- was used before for the same payload (then the FIRST job's id), 2 when it was used for
+-- another payload (the first job's id; nothing is written for this job); and on a 2 the
+-- first job's state, else ''.
+--
+-- An idempotency key's value is `<first job id>|<payload digest>`. A value without a digest
+-- (written before digests) matches any payload, as keys did then.
 --
 -- Bulk enqueue is the hot path of a backfill, so whatever can be is done once per call,
 -- with one variadic command, instead of once per job:
@@ -15,14 +22,15 @@
 -- Scheduled jobs and jobs with a parent are written in full at once: they are not the bulk
 -- case, and other scripts look them up by their record.
 local n = tonumber(ARGV[6])
+local per_job = 7
 
 check_queue_keys('ready', 'notify', 'pending', 'scheduled', 'waiting')
 
 -- Claims idempotency key `idem` for `id`; returns who holds it when someone does. A key of
 -- the wrong type (poison) is moved aside and recorded, then claimed afresh.
-local function claim_key(idem, id)
+local function claim_key(idem, value)
   local key = prefix .. 'idem:' .. idem
-  local holder = redis.pcall('SET', key, id, 'NX', 'GET')
+  local holder = redis.pcall('SET', key, value, 'NX', 'GET')
   if type(holder) == 'table' and holder.err then
     local found = redis.call('TYPE', key)['ok']
     local to = move_aside(key)
@@ -31,22 +39,28 @@ local function claim_key(idem, id)
       'created_ms', now_text, 'poison_key', to)
     to_dead(pid, malformed('MalformedKey', 'key ' .. key .. ' was a ' .. found ..
       ', not a string; moved to ' .. to))
-    holder = redis.call('SET', key, id, 'NX', 'GET')
+    holder = redis.call('SET', key, value, 'NX', 'GET')
   end
   return holder
+end
+
+local function first_digest(digests)
+  local comma = string.find(digests, ',', 1, true)
+  if comma then return string.sub(digests, 1, comma - 1) end
+  return digests
 end
 
 local idem_pairs = {}
 local seen = {}
 local repeated = false
 for i = 0, n - 1 do
-  local base = 7 + i * 6
+  local base = 7 + i * per_job
   local idem = ARGV[base + 5]
   if idem ~= '' then
     if seen[idem] then repeated = true end
     seen[idem] = true
     idem_pairs[#idem_pairs + 1] = prefix .. 'idem:' .. idem
-    idem_pairs[#idem_pairs + 1] = ARGV[base]
+    idem_pairs[#idem_pairs + 1] = ARGV[base] .. '|' .. first_digest(ARGV[base + 6])
   end
 end
 local all_fresh = #idem_pairs == 0
@@ -57,27 +71,44 @@ local scheduled_any = false
 local ready = {}
 local pending = {}
 local added = 0
+-- States of the jobs this call writes: their records and pending entries are written at
+-- the end, so job_state cannot see them yet.
+local written = {}
 for i = 0, n - 1 do
-  local base = 7 + i * 6
+  local base = 7 + i * per_job
   local id = ARGV[base]
   local payload = ARGV[base + 1]
   local max_attempts = ARGV[base + 2]
   local run_at = tonumber(ARGV[base + 3])
   local parent = ARGV[base + 4]
   local idem = ARGV[base + 5]
+  -- The payload's digests under every configured key, the sealing key's first: a stored
+  -- digest made with any of them is the same payload (keys may be rotating).
+  local digests = ARGV[base + 6]
+  local digest = first_digest(digests)
   local existing = false
   if idem ~= '' and not all_fresh then
     -- SET NX GET: claims the key, or returns who holds it, in one command.
-    existing = claim_key(idem, id)
+    existing = claim_key(idem, id .. '|' .. digest)
   end
   if existing then
-    out[#out + 1] = existing
-    out[#out + 1] = 1
+    local bar = string.find(existing, '|', 1, true)
+    local first = bar and string.sub(existing, 1, bar - 1) or existing
+    local stored = bar and string.sub(existing, bar + 1) or ''
+    out[#out + 1] = first
+    if stored == '' or string.find(',' .. digests .. ',', ',' .. stored .. ',', 1, true) then
+      out[#out + 1] = 1
+      out[#out + 1] = ''
+    else
+      out[#out + 1] = 2
+      out[#out + 1] = written[first] or job_state(first) or 'missing'
+    end
   else
     if parent == '' and run_at <= now then
       pending[#pending + 1] = id
       pending[#pending + 1] = pending_record(max_attempts, now_text, idem, payload)
       ready[#ready + 1] = id
+      written[id] = 'queued'
       emit_untrimmed(id, 'queued')
     else
       local state
@@ -92,11 +123,13 @@ for i = 0, n - 1 do
       redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
         'max_attempts', max_attempts, 'created_ms', now_text, 'updated_ms', now_text,
         'run_at_ms', string.format('%d', math.max(run_at, now)), 'parent', parent, 'idem', idem)
+      written[id] = state
       emit_untrimmed(id, state)
     end
     added = added + 1
     out[#out + 1] = id
     out[#out + 1] = 0
+    out[#out + 1] = ''
   end
 end
 if #ready > 0 then

@@ -1,12 +1,15 @@
 //! Enqueue: one job or many, with idempotency keys. See `enqueue.lua` for what one call
-//! writes and why bulk enqueue is cheap.
+//! writes and why bulk enqueue is cheap. A key is stored with a keyed digest of its job's
+//! payload (`queue::digest`), so the same key with another payload is refused
+//! ([`QueueError::IdempotencyConflict`]); [`JobStore::check_keys`] asks beforehand.
 
 use super::{JobStore, QueueError};
 use crate::jobs::{Job, JobKind};
 use crate::queue::ids::new_job_id;
 use crate::queue::keys::QueueKeys;
-use crate::queue::options::{EnqueueOptions, Enqueued};
-use crate::queue::{replies, scripts};
+use crate::queue::options::{EnqueueOptions, Enqueued, KeyCheck};
+use crate::queue::replies::{self, EnqueueReply};
+use crate::queue::scripts;
 use redis::Value;
 use std::collections::HashMap;
 
@@ -44,16 +47,16 @@ impl JobStore {
             .iter()
             .flat_map(|(kind, indexes)| indexes.chunks(PER_PIPELINE).map(move |c| (*kind, c)))
             .collect();
-        let done: Vec<Vec<(usize, Enqueued)>> = futures::stream::iter(batches)
+        let done: Vec<Vec<(usize, EnqueueReply)>> = futures::stream::iter(batches)
             .map(|(kind, indexes)| self.enqueue_batch(kind, indexes, jobs))
             .buffered(IN_FLIGHT)
             .try_collect()
             .await?;
-        let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
-        for (slot, enqueued) in done.into_iter().flatten() {
-            out[slot] = Some(enqueued);
+        let mut out: Vec<Option<EnqueueReply>> = vec![None; jobs.len()];
+        for (slot, reply) in done.into_iter().flatten() {
+            out[slot] = Some(reply);
         }
-        let out: Vec<Enqueued> = out
+        let out: Vec<EnqueueReply> = out
             .into_iter()
             .map(|e| e.ok_or_else(|| QueueError::Protocol("missing enqueue reply".into())))
             .collect::<Result<_, _>>()?;
@@ -61,15 +64,120 @@ impl JobStore {
         let children: Vec<(JobKind, &str, &str)> = jobs
             .iter()
             .zip(&out)
-            .filter(|(_, enq)| !enq.duplicate)
-            .filter_map(|((job, opts), enq)| {
-                opts.depends_on
-                    .as_deref()
-                    .map(|parent| (job.kind(), enq.id.as_str(), parent))
-            })
+            .filter_map(
+                |((job, opts), reply)| match (reply, opts.depends_on.as_deref()) {
+                    (EnqueueReply::New(id), Some(parent)) => {
+                        Some((job.kind(), id.as_str(), parent))
+                    }
+                    _ => None,
+                },
+            )
             .collect();
         self.link_dependencies(&children).await?;
+        out.into_iter()
+            .enumerate()
+            .map(|(index, reply)| match reply {
+                EnqueueReply::New(id) => Ok(Enqueued {
+                    id,
+                    duplicate: false,
+                }),
+                EnqueueReply::Duplicate(id) => Ok(Enqueued {
+                    id,
+                    duplicate: true,
+                }),
+                EnqueueReply::Conflict { first_id, state } => {
+                    Err(QueueError::IdempotencyConflict {
+                        index,
+                        first_id,
+                        state,
+                    })
+                }
+            })
+            .collect()
+    }
+
+    /// What enqueuing each job with its key would do, without writing anything: unused,
+    /// held by a job with the same payload, or held by a job with another payload (and that
+    /// job's state). A backfill asks this first so that a rerun whose rows changed enqueues
+    /// nothing. One MGET per few thousand keys of a queue (they share its hash tag).
+    pub async fn check_keys(
+        &self,
+        jobs: &[(Job, EnqueueOptions)],
+    ) -> Result<Vec<KeyCheck>, QueueError> {
+        let mut out = vec![KeyCheck::Unused; jobs.len()];
+        let mut by_kind: HashMap<JobKind, Vec<usize>> = HashMap::new();
+        for (i, (job, opts)) in jobs.iter().enumerate() {
+            if opts.idempotency_key.is_some() {
+                by_kind.entry(job.kind()).or_default().push(i);
+            }
+        }
+        let mut pipe = redis::pipe();
+        let mut asked: Vec<&[usize]> = Vec::new();
+        for (kind, indexes) in &by_kind {
+            let keys = QueueKeys::new(*kind);
+            for chunk in indexes.chunks(PER_PIPELINE) {
+                let names: Vec<String> = chunk
+                    .iter()
+                    .filter_map(|&i| jobs[i].1.idempotency_key.as_deref())
+                    .map(|k| keys.idempotency(&hash_idempotency_key(*kind, k)))
+                    .collect();
+                pipe.cmd("MGET").arg(names);
+                asked.push(chunk);
+            }
+        }
+        if asked.is_empty() {
+            return Ok(out);
+        }
+        let values: Vec<Vec<Value>> = self.query_pipeline(&pipe).await?;
+        let mut changed: Vec<usize> = Vec::new();
+        for (chunk, values) in asked.into_iter().zip(values) {
+            for (&i, value) in chunk.iter().zip(&values) {
+                let Some((first_id, digest)) = replies::idempotency_value(value)? else {
+                    continue;
+                };
+                let same = match digest {
+                    None => true,
+                    Some(d) => self.digest.matches(&d, &payload(&jobs[i].0)?),
+                };
+                out[i] = if same {
+                    KeyCheck::Same { first_id }
+                } else {
+                    changed.push(i);
+                    KeyCheck::Changed {
+                        first_id,
+                        state: String::new(),
+                    }
+                };
+            }
+        }
+        self.fill_states(&mut out, &changed).await?;
         Ok(out)
+    }
+
+    /// The states of the first jobs of changed keys (a report only: read, not locked).
+    async fn fill_states(&self, out: &mut [KeyCheck], changed: &[usize]) -> Result<(), QueueError> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for &i in changed {
+            if let KeyCheck::Changed { first_id, .. } = &out[i] {
+                let keys = self.keys_for(first_id)?;
+                pipe.hget(keys.job(first_id), "state")
+                    .hexists(keys.pending(), first_id);
+            }
+        }
+        let answers: Vec<(Option<String>, bool)> = self.query_pipeline(&pipe).await?;
+        for (&i, (state, pending)) in changed.iter().zip(answers) {
+            if let KeyCheck::Changed { state: slot, .. } = &mut out[i] {
+                *slot = match (state, pending) {
+                    (Some(s), _) => s,
+                    (None, true) => "queued".into(),
+                    (None, false) => "missing".into(),
+                };
+            }
+        }
+        Ok(())
     }
 
     /// One pipeline of enqueue script calls for jobs `indexes` of one kind.
@@ -78,7 +186,7 @@ impl JobStore {
         kind: JobKind,
         indexes: &[usize],
         jobs: &[(Job, EnqueueOptions)],
-    ) -> Result<Vec<(usize, Enqueued)>, QueueError> {
+    ) -> Result<Vec<(usize, EnqueueReply)>, QueueError> {
         let keys = QueueKeys::new(kind);
         let mut pipe = redis::pipe();
         for chunk in indexes.chunks(PER_CALL) {
@@ -86,19 +194,18 @@ impl JobStore {
             inv.arg(chunk.len());
             for &i in chunk {
                 let (job, opts) = &jobs[i];
-                let payload = serde_json::to_vec(job)
-                    .map_err(|e| QueueError::Protocol(format!("encode job: {e}")))?;
+                let payload = payload(job)?;
+                let (key, digest) = match opts.idempotency_key.as_deref() {
+                    Some(k) => (hash_idempotency_key(kind, k), self.digest.all_of(&payload)),
+                    None => (String::new(), String::new()),
+                };
                 inv.arg(new_job_id(kind))
                     .arg(self.cipher.seal(&payload))
                     .arg(self.max_attempts(kind, opts))
                     .arg(opts.run_at_ms.unwrap_or(0))
                     .arg(opts.depends_on.as_deref().unwrap_or(""))
-                    .arg(
-                        opts.idempotency_key
-                            .as_deref()
-                            .map(|k| hash_idempotency_key(kind, k))
-                            .unwrap_or_default(),
-                    );
+                    .arg(key)
+                    .arg(digest);
             }
             pipe.invoke_script(&inv);
         }
@@ -116,6 +223,11 @@ impl JobStore {
             .unwrap_or_else(|| self.cfg.queue.max_attempts.get(kind))
             .max(1)
     }
+}
+
+/// A job's payload as stored (sealed) and digested: its JSON.
+fn payload(job: &Job) -> Result<Vec<u8>, QueueError> {
+    serde_json::to_vec(job).map_err(|e| QueueError::Protocol(format!("encode job: {e}")))
 }
 
 /// The idempotency key as stored: hashed, so that natural keys (e-mails, phone numbers)

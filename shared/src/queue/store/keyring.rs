@@ -15,6 +15,8 @@ const KEY_CHECKS: &str = "onboard:key-checks";
 
 /// Replaces one hash field only if it still holds what was read (see `reseal.lua`).
 static RESEAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("reseal.lua")));
+/// Replaces an idempotency key's value only if it still holds what was read.
+static REDIGEST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redigest.lua")));
 
 /// Fields of a job record that hold sealed values.
 const SEALED_FIELDS: [&str; 4] = ["payload", "code", "early_code", "result"];
@@ -37,7 +39,7 @@ pub struct RekeyReport {
 impl JobStore {
     /// Checks this process's keys against the check values in Redis: every key Redis's
     /// data is sealed with must be one of ours. Registers our sealing key.
-    pub(super) async fn check_keys(&self) -> Result<(), QueueError> {
+    pub(super) async fn check_encryption_keys(&self) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         let stored: Vec<String> = conn.smembers(KEY_CHECKS).await?;
         let ours: Vec<&str> = self.cipher.checks().collect();
@@ -53,7 +55,8 @@ impl JobStore {
     }
 
     /// Re-seals every sealed value at rest (job records and bulk-enqueued entries of every
-    /// queue) with the first configured key. When nothing is left sealed with another key,
+    /// queue) with the first configured key, and re-digests the payload digests kept beside
+    /// idempotency keys with it. When nothing is left sealed with another key,
     /// the other keys' check values are dropped from Redis, and the keys from the
     /// configuration may go.
     pub async fn rekey(&self) -> Result<RekeyReport, QueueError> {
@@ -62,6 +65,7 @@ impl JobStore {
             let keys = QueueKeys::new(kind);
             self.rekey_records(&keys, &mut report).await?;
             self.rekey_pending(&keys, &mut report).await?;
+            self.redigest_keys(&keys, &mut report).await?;
         }
         if report.unreadable == 0 && report.changed_meanwhile == 0 {
             let mut conn = self.conn.clone();
@@ -146,6 +150,73 @@ impl JobStore {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Re-digests each idempotency key's payload digest with the first key (see
+    /// `queue::digest`): once the older keys are gone, only its digests match.
+    async fn redigest_keys(
+        &self,
+        keys: &QueueKeys,
+        report: &mut RekeyReport,
+    ) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let idem_keys: Vec<String> = {
+            let mut iter: redis::AsyncIter<String> = conn.scan_match(keys.idempotency("*")).await?;
+            let mut all = Vec::new();
+            while let Some(key) = iter.next_item().await {
+                all.push(key?);
+            }
+            all
+        };
+        for key in idem_keys {
+            let Ok(Some(value)) = conn.get::<_, Option<String>>(&key).await else {
+                continue;
+            };
+            let Some((id, stored)) = value.split_once('|') else {
+                continue; // written before digests: matches any payload
+            };
+            let Some(plain) = self.payload_of(keys, id).await? else {
+                continue; // its job is gone; the key expires with it
+            };
+            let fresh = self.digest.of(&plain);
+            if fresh == stored {
+                report.current += 1;
+                continue;
+            }
+            if !self.digest.matches(stored, &plain) {
+                report.unreadable += 1;
+                continue;
+            }
+            let written: i64 = REDIGEST
+                .key(&key)
+                .arg(&value)
+                .arg(format!("{id}|{fresh}"))
+                .invoke_async(&mut conn)
+                .await?;
+            if written == 1 {
+                report.resealed += 1;
+            } else {
+                report.changed_meanwhile += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The clear payload (JSON) of job `id`, from its record or its bulk entry.
+    async fn payload_of(&self, keys: &QueueKeys, id: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        let mut conn = self.conn.clone();
+        let sealed: Option<Vec<u8>> = conn.hget(keys.job(id), "payload").await.unwrap_or(None);
+        let sealed = match sealed {
+            Some(s) if !s.is_empty() => s,
+            _ => {
+                let entry: Option<Vec<u8>> = conn.hget(keys.pending(), id).await.unwrap_or(None);
+                match entry.and_then(|e| nth_separator(&e, 3).map(|at| e[at + 1..].to_vec())) {
+                    Some(s) => s,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(self.cipher.open(&sealed).ok())
     }
 
     /// Writes `resealed` over `old` in `hash`.`field` if it still holds `old`.

@@ -2,7 +2,8 @@
 //! them). This module holds the connection and how a script is invoked; the operations are
 //! split by role, one `impl JobStore` block per file:
 //!
-//! * `enqueue`: enqueue one or many jobs (idempotency keys, bulk `pending` entries);
+//! * `enqueue`: enqueue one or many jobs (idempotency keys and their payload digests, bulk
+//!   `pending` entries), and what an enqueue would do with a key (`check_keys`);
 //! * `claim`: fetch (which also promotes due jobs and takes back expired leases), decode,
 //!   quarantine, renew a lease;
 //! * `complete`: record an attempt's outcome, one at a time or successes in batches;
@@ -26,6 +27,7 @@ pub use claim::Fetched;
 pub use keyring::RekeyReport;
 
 use super::cipher::{Cipher, CipherError};
+use super::digest::PayloadDigest;
 use super::ids::{id_prefix, kind_of_id};
 use super::keys::QueueKeys;
 use super::scripts;
@@ -83,6 +85,20 @@ pub enum QueueError {
     /// A verify code that is not 6 digits.
     #[error("a verify code is exactly 6 digits")]
     BadCode,
+    /// The idempotency key was used before for another payload: an idempotency key means
+    /// one request. Nothing was written for that job (the others of the call were).
+    #[error(
+        "the idempotency key of job {index} of the call was used for job {first_id} ({state}) \
+         with a different payload; nothing was enqueued for it"
+    )]
+    IdempotencyConflict {
+        /// The job's place in the call (0 for a single enqueue).
+        index: usize,
+        /// The job that holds the key.
+        first_id: String,
+        /// Its state (`missing` when its record is gone).
+        state: String,
+    },
 }
 
 /// The queue store. Clone freely.
@@ -91,6 +107,7 @@ pub struct JobStore {
     conn: ConnectionManager,
     client: redis::Client,
     cipher: Arc<Cipher>,
+    digest: Arc<PayloadDigest>,
     cfg: Arc<Config>,
 }
 
@@ -105,6 +122,7 @@ impl JobStore {
     /// against the ones Redis's data is sealed with.
     pub async fn connect(cfg: &Config) -> Result<JobStore, QueueError> {
         let cipher = Cipher::from_config(cfg)?;
+        let digest = PayloadDigest::from_config(cfg)?;
         let client = redis::Client::open(cfg.redis_url.as_str())?;
         let manager_cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -118,9 +136,10 @@ impl JobStore {
             conn,
             client,
             cipher: Arc::new(cipher),
+            digest: Arc::new(digest),
             cfg: Arc::new(cfg.clone()),
         };
-        store.check_keys().await?;
+        store.check_encryption_keys().await?;
         Ok(store)
     }
 
