@@ -26,6 +26,12 @@ pub struct EnqueueArgs {
     /// Run only after this job succeeded.
     #[arg(long, global = true)]
     depends_on: Option<String>,
+    /// The lane: live (the default) goes first; bulk keeps a minimum share.
+    #[arg(long, global = true, default_value = "live")]
+    lane: onboard_shared::queue::Lane,
+    /// Who the work is for, for the fair shares within a lane (default: cli).
+    #[arg(long, global = true)]
+    source: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -222,6 +228,8 @@ pub async fn run(ctx: &Ctx, args: EnqueueArgs) -> Result<(), Failure> {
         max_attempts: args.max_attempts,
         run_at_ms: args.run_at_ms,
         depends_on: args.depends_on,
+        lane: Some(args.lane),
+        source: args.source,
     };
     if let Some(parent) = &opts.depends_on {
         if onboard_shared::queue::ids::kind_of_id(parent).is_none() {

@@ -40,6 +40,6 @@ pub use ack::{Ack, AckStatus};
 pub use claimed::{ClaimedJob, CodePhase};
 pub use error_record::ErrorRecord;
 pub use job_state::JobState;
-pub use options::{EnqueueOptions, Enqueued, KeyCheck};
+pub use options::{EnqueueOptions, Enqueued, KeyCheck, Lane};
 pub use status::{JobStatus, QueueStats};
 pub use store::{Fetched, JobStore, QueueError, RekeyReport};

@@ -1,6 +1,47 @@
 //! What an enqueue takes and answers.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Which line a job waits in for its provider's capacity. Live work (an app's signups) goes
+/// first; bulk work (backfills) keeps a configured minimum share of each provider's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lane {
+    /// Single enqueues: apps, the HTTP API. The default of `enqueue`.
+    Live,
+    /// Backfills and batch uploads. The default of `enqueue_many`.
+    Bulk,
+}
+
+impl Lane {
+    /// Both lanes, live first.
+    pub const ALL: [Lane; 2] = [Lane::Live, Lane::Bulk];
+
+    /// `live` or `bulk`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Live => "live",
+            Lane::Bulk => "bulk",
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Lane {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Lane::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| format!("unknown lane `{s}` (expected live or bulk)"))
+    }
+}
 
 /// Options for one enqueue.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +56,12 @@ pub struct EnqueueOptions {
     pub run_at_ms: Option<u64>,
     /// Wait until this job succeeds; fail with "dependency failed" if it does not.
     pub depends_on: Option<String>,
+    /// The lane; `None` takes the entry point's default (live for `enqueue`, bulk for
+    /// `enqueue_many`).
+    pub lane: Option<Lane>,
+    /// Who the work is for, for the fair shares within a lane (an app, an API token, a
+    /// backfill run); `None` is the entry point's default source.
+    pub source: Option<String>,
 }
 
 /// The answer to one enqueue.
