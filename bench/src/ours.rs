@@ -24,7 +24,7 @@ pub fn start_worker(store: &JobStore, kind: JobKind, concurrency: usize, probe: 
     let (hard_stop_tx, hard_stop) = watch::channel(false);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let backend = RedisBackend::new(
-        kind,
+        vec![kind],
         store.clone(),
         BackendSettings::new(concurrency, shutdown, hard_stop),
     );

@@ -67,21 +67,19 @@ impl WorkerProcess {
         Self::start_with_clock(env, None)
     }
 
-    /// [`WorkerProcess::start`] with the process's clock shifted by `offset` (Debian's
-    /// `faketime`, e.g. `+30s` or `-30s`), to show that no decision rests on its clock.
+    /// [`WorkerProcess::start`] with the process's clock shifted by `offset` (libfaketime
+    /// from Debian's `faketime`, e.g. `+30s` or `-30s`), to show that no decision rests on
+    /// its clock. The library is preloaded into the worker itself rather than run through
+    /// the `faketime` command, which would leave the worker behind when it is killed.
     pub fn start_with_clock(
         env: &[(String, String)],
         offset: Option<&str>,
     ) -> Result<WorkerProcess, HarnessError> {
-        let bin = binary("onboard-worker")?;
-        let mut cmd = match offset {
-            Some(offset) => {
-                let mut cmd = Command::new("faketime");
-                cmd.arg("-f").arg(offset).arg(bin);
-                cmd
-            }
-            None => Command::new(bin),
-        };
+        let mut cmd = Command::new(binary("onboard-worker")?);
+        if let Some(offset) = offset {
+            cmd.env("LD_PRELOAD", libfaketime()?)
+                .env("FAKETIME", offset);
+        }
         for (k, _) in std::env::vars() {
             if k.starts_with("ONBOARD_") {
                 cmd.env_remove(k);
@@ -95,6 +93,18 @@ impl WorkerProcess {
             metrics_url,
         })
     }
+}
+
+/// Where Debian's `libfaketime` package puts the library (the `faketime` package needs it).
+fn libfaketime() -> Result<&'static str, HarnessError> {
+    const PLACES: [&str; 2] = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+    ];
+    PLACES
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or_else(|| HarnessError("libfaketime is missing: apt-get install faketime".into()))
 }
 
 /// Environment for an `onboard-worker` on the sandbox profile against the Redis at

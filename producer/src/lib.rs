@@ -17,4 +17,4 @@ pub mod work;
 pub use follow::JobsFollower;
 pub use onboard_shared::events::{Event, EventFollower, EventState};
 pub use producer::{Producer, ProducerError, WorkCheck};
-pub use work::{Work, WorkEnqueued, WorkKeys};
+pub use work::{Work, WorkEnqueued, WorkKeys, WorkOptions};

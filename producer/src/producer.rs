@@ -4,7 +4,7 @@
 //! nothing. Results are followed through the `onboard:events` stream (a blocking read),
 //! never by polling.
 
-use crate::work::{Work, WorkEnqueued, WorkKeys};
+use crate::work::{Work, WorkEnqueued, WorkKeys, WorkOptions};
 use onboard_shared::config::Config;
 use onboard_shared::events::EventFollower;
 use onboard_shared::jobs::{Job, JobKind};
@@ -132,7 +132,7 @@ impl Producer {
     pub async fn enqueue_work(
         &self,
         work: Vec<Work>,
-        keys: WorkKeys,
+        keys: &WorkOptions,
     ) -> Result<Vec<WorkEnqueued>, ProducerError> {
         // Parents (and plain jobs) first, in one batch; then the children, in another.
         let mut first: Vec<(Job, EnqueueOptions)> = Vec::with_capacity(work.len());
@@ -188,7 +188,10 @@ impl Producer {
                 ],
             };
             for job in unit_jobs {
-                let opts = keys.options(&job, None);
+                let opts = EnqueueOptions {
+                    idempotency_key: keys.key_of(&job),
+                    ..Default::default()
+                };
                 jobs.push((job, opts));
                 owner.push(unit);
             }

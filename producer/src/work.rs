@@ -3,7 +3,7 @@
 //! jobs, so the split lives in one place.
 
 use onboard_shared::jobs::{BindDevicesJob, CreateCustomerJob, Job};
-use onboard_shared::queue::EnqueueOptions;
+use onboard_shared::queue::{EnqueueOptions, Lane};
 
 /// One unit of work.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,14 +31,35 @@ pub enum WorkKeys {
 }
 
 impl WorkKeys {
+    /// The idempotency key of `job`.
+    pub(crate) fn key_of(self, job: &Job) -> Option<String> {
+        match self {
+            WorkKeys::None => None,
+            WorkKeys::NaturalKey => Some(format!("{}:{}", job.kind(), job.natural_key())),
+        }
+    }
+}
+
+/// How [`crate::Producer::enqueue_work`] enqueues: the keys, the lane (bulk unless said) and
+/// the source (a backfill's batch id, an app's name) the jobs share.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkOptions {
+    /// The idempotency keys.
+    pub keys: WorkKeys,
+    /// The lane; `None` is bulk.
+    pub lane: Option<Lane>,
+    /// The source; `None` is `default`.
+    pub source: Option<String>,
+}
+
+impl WorkOptions {
     /// The options a job is enqueued with.
-    pub(crate) fn options(self, job: &Job, depends_on: Option<String>) -> EnqueueOptions {
+    pub(crate) fn options(&self, job: &Job, depends_on: Option<String>) -> EnqueueOptions {
         EnqueueOptions {
-            idempotency_key: match self {
-                WorkKeys::None => None,
-                WorkKeys::NaturalKey => Some(format!("{}:{}", job.kind(), job.natural_key())),
-            },
+            idempotency_key: self.keys.key_of(job),
             depends_on,
+            lane: self.lane,
+            source: self.source.clone(),
             ..Default::default()
         }
     }

@@ -33,6 +33,12 @@ pub async fn sms(State(st): State<Arc<AppState>>, Query(q): Query<SmsQuery>) -> 
     Json(json!({ "phone": phone, "latest": codes.last(), "codes": codes }))
 }
 
+/// `GET /_sandbox/created`: when each key was first created (Unix ms), per kind of thing.
+pub async fn created(State(st): State<Arc<AppState>>) -> Json<Value> {
+    let snapshot = lock(&st.stats).first_created_ms.clone();
+    Json(serde_json::to_value(snapshot).unwrap_or(Value::Null))
+}
+
 /// `GET /_sandbox/stats`.
 pub async fn stats(State(st): State<Arc<AppState>>) -> Json<Value> {
     let snapshot = lock(&st.stats).clone();

@@ -96,6 +96,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/live/v2/app/get-custom-user", get(polyv::get_custom_user))
         .route("/_sandbox/sms", get(admin::sms))
         .route("/_sandbox/stats", get(admin::stats))
+        .route("/_sandbox/created", get(admin::created))
         .route(
             "/_sandbox/faults",
             post(admin::faults).get(admin::current_faults),

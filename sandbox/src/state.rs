@@ -213,3 +213,8 @@ pub fn now_secs() -> i64 {
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// Now, in Unix milliseconds, unsigned (0 before 1970).
+pub fn now_millis_u64() -> u64 {
+    u64::try_from(now_millis()).unwrap_or(0)
+}

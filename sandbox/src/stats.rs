@@ -66,6 +66,10 @@ pub struct Stats {
     pub creates: Creates,
     /// Creations of a key that had already been created.
     pub duplicates: u64,
+    /// When each key was first created (Unix ms), for timing a request from its job's
+    /// enqueue (`GET /_sandbox/created`); not part of `/_sandbox/stats`.
+    #[serde(skip)]
+    pub first_created_ms: Creates,
 }
 
 impl Default for Stats {
@@ -77,6 +81,7 @@ impl Default for Stats {
                 .collect(),
             creates: Creates::default(),
             duplicates: 0,
+            first_created_ms: Creates::default(),
         }
     }
 }
@@ -125,6 +130,14 @@ impl Stats {
             self.duplicates += 1;
         }
         *count += 1;
+        let times = match kind {
+            CreateKind::Customer => &mut self.first_created_ms.customers,
+            CreateKind::Account => &mut self.first_created_ms.accounts,
+            CreateKind::PolyvUser => &mut self.first_created_ms.polyv_users,
+        };
+        times
+            .entry(key.to_string())
+            .or_insert_with(crate::state::now_millis_u64);
     }
 }
 

@@ -168,6 +168,9 @@ pub struct RateLimits {
     pub get_country_codes: f64,
     /// Whole `polyv` provider.
     pub polyv: f64,
+    /// The share of each provider's rate the bulk lane keeps when live work could take it
+    /// all (0 to 1; 0.1 = one request in ten).
+    pub bulk_min_share: f64,
 }
 
 impl Default for RateLimits {
@@ -178,6 +181,7 @@ impl Default for RateLimits {
             send_verify_code: 20.0,
             get_country_codes: 5.0,
             polyv: 100.0,
+            bulk_min_share: 0.1,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! a password. Validation checks every rule PROVIDERS.md states and names the field and the
 //! rule that failed.
 
-use crate::providers::Provider;
+use crate::providers::{iot, polyv, tencentcloud, Action, Provider};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -40,6 +40,17 @@ impl JobKind {
             JobKind::BindDevices => "bind-devices",
             JobKind::CreateAccount => "create-account",
             JobKind::RegisterUser => "register-user",
+        }
+    }
+
+    /// The provider action an attempt of this kind makes (its first request): what the
+    /// claim reserves a slot of the limit for.
+    pub fn action(self) -> Action {
+        match self {
+            JobKind::CreateCustomer => iot::CREATE_CUSTOMER,
+            JobKind::BindDevices => iot::BIND_DEVICE,
+            JobKind::CreateAccount => tencentcloud::CREATE_ACCOUNT,
+            JobKind::RegisterUser => polyv::ADD_CUSTOM_USER,
         }
     }
 

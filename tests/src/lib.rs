@@ -10,6 +10,25 @@ use onboard_harness::{SandboxProcess, WorkerProcess};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Puts `id` at the end of `kind`'s live lane (the default source) as the queue would: the
+/// list, and its ring entry when the list was empty. For tests that plant records by hand.
+pub fn push_ready(conn: &mut redis::Connection, kind: onboard_shared::jobs::JobKind, id: &str) {
+    use onboard_shared::queue::{keys::QueueKeys, Lane};
+    use redis::Commands;
+    let keys = QueueKeys::new(kind);
+    let n: usize = conn
+        .rpush(keys.ready(Lane::Live, "default"), id)
+        .expect("push a ready id");
+    if n == 1 {
+        let _: () = conn
+            .sadd(keys.sources(), "live:default")
+            .expect("record the list");
+        let _: () = conn
+            .rpush(keys.provider().ring(Lane::Live), keys.ring_entry("default"))
+            .expect("join the ring");
+    }
+}
+
 /// The path of a workspace binary (`onboard-sandbox`, `onboard-worker`,
 /// `onboard-producer`), built fresh once per test process.
 pub fn bin(name: &str) -> PathBuf {

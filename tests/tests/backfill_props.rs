@@ -243,7 +243,11 @@ fn enqueued_total(redis: &RedisServer) -> u64 {
         .chain(["bind-devices"].iter())
         .map(|k| {
             let n: Option<u64> = conn
-                .hget(format!("onboard:{{{k}}}:counts"), "enqueued")
+                .hget(
+                    onboard_shared::queue::keys::QueueKeys::new(k.parse().expect("a kind"))
+                        .counts(),
+                    "enqueued",
+                )
                 .unwrap();
             n.unwrap_or(0)
         })

@@ -396,7 +396,11 @@ fn inject_poison(redis: &RedisServer) -> Vec<(String, &'static str)> {
                 ],
             )
             .unwrap();
-        let _: () = conn.rpush(keys.ready(), &id).unwrap();
+        onboard_tests::push_ready(
+            &mut conn,
+            onboard_shared::jobs::JobKind::CreateCustomer,
+            &id,
+        );
         poison.push((id, "is not a whole number"));
     }
     let wrong_type = "cust_01POISONTYPE".to_string();
@@ -404,7 +408,11 @@ fn inject_poison(redis: &RedisServer) -> Vec<(String, &'static str)> {
     let _: () = conn.zadd(keys.scheduled(), &wrong_type, 1).unwrap();
     poison.push((wrong_type, "is a string, not a hash"));
     let no_record = "cust_01POISONNONE".to_string();
-    let _: () = conn.rpush(keys.ready(), &no_record).unwrap();
+    onboard_tests::push_ready(
+        &mut conn,
+        onboard_shared::jobs::JobKind::CreateCustomer,
+        &no_record,
+    );
     poison.push((no_record, "which has no record"));
     let undecodable = "cust_01POISONPAYLOAD".to_string();
     let _: () = conn
@@ -418,7 +426,11 @@ fn inject_poison(redis: &RedisServer) -> Vec<(String, &'static str)> {
             ],
         )
         .unwrap();
-    let _: () = conn.rpush(keys.ready(), &undecodable).unwrap();
+    onboard_tests::push_ready(
+        &mut conn,
+        onboard_shared::jobs::JobKind::CreateCustomer,
+        &undecodable,
+    );
     poison.push((undecodable, "payload: not an encrypted value"));
     poison
 }

@@ -138,7 +138,9 @@ async fn the_key_keeps_a_keyed_digest_never_the_payload() {
     let (job, opts) = keyed(user("pa55word-XYZ"));
     let e = s.enqueue(&job, &opts).await.unwrap();
     let mut conn = redis.connection();
-    let keys: Vec<String> = conn.keys("onboard:{register-user}:idem:*").unwrap();
+    let keys: Vec<String> = conn
+        .keys(onboard_shared::queue::keys::QueueKeys::new(JobKind::RegisterUser).idempotency("*"))
+        .unwrap();
     assert_eq!(keys.len(), 1);
     let value: String = conn.get(&keys[0]).unwrap();
     let (id, digest) = value.split_once('|').expect("id|digest");

@@ -3,6 +3,7 @@
 
 use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::*;
+use onboard_shared::queue::keys::QueueKeys;
 use onboard_shared::queue::*;
 use onboard_shared::secret::Secret;
 use onboard_shared::ErrorClass;
@@ -159,9 +160,7 @@ async fn an_id_listed_twice_is_claimed_once() {
     let s = store(&redis).await;
     let e = enqueue_c1(&s).await;
     let mut conn = redis.connection();
-    let _: () = conn
-        .rpush("onboard:{create-customer}:ready", &e.id)
-        .unwrap();
+    onboard_tests::push_ready(&mut conn, JobKind::CreateCustomer, &e.id);
     let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
     assert_eq!(got.jobs.len(), 1, "one claim, one lease");
     assert_eq!(got.jobs[0].id, e.id);
@@ -201,13 +200,15 @@ async fn payloads_are_encrypted_at_rest() {
     let e = s.enqueue(&job, &Default::default()).await.unwrap();
     let mut conn = redis.connection();
     // Until a worker claims it, the job waits in the queue's pending hash...
-    let pending: Vec<u8> = conn.hget("onboard:{register-user}:pending", &e.id).unwrap();
+    let pending: Vec<u8> = conn
+        .hget(QueueKeys::new(JobKind::RegisterUser).pending(), &e.id)
+        .unwrap();
     assert_clear_text_absent(&pending);
     // ...and once claimed, in its own record.
     let claimed = s.fetch(JobKind::RegisterUser, 1, "t").await.unwrap();
     assert_eq!(claimed.jobs.len(), 1);
     let payload: Vec<u8> = conn
-        .hget(format!("onboard:{{register-user}}:job:{}", e.id), "payload")
+        .hget(QueueKeys::new(JobKind::RegisterUser).job(&e.id), "payload")
         .unwrap();
     assert_clear_text_absent(&payload);
 }
@@ -309,7 +310,7 @@ async fn expired_lease_is_handed_out_again_and_stale_ack_is_refused() {
     // Make the lease lapse now rather than sleeping through it.
     let mut conn = redis.connection();
     let _: () = conn
-        .zadd("onboard:{create-customer}:leased", &e.id, 1)
+        .zadd(QueueKeys::new(JobKind::CreateCustomer).leased(), &e.id, 1)
         .unwrap();
     let second = s
         .fetch(JobKind::CreateCustomer, 1, "b")
@@ -352,7 +353,7 @@ async fn garbage_is_quarantined_and_others_flow() {
     // A record whose payload is garbage, and an id with no record at all.
     let _: () = conn
         .hset_multiple(
-            "onboard:{create-customer}:job:cust_GARBAGE",
+            QueueKeys::new(JobKind::CreateCustomer).job("cust_GARBAGE"),
             &[
                 ("state", "queued"),
                 ("payload", "not encrypted json"),
@@ -361,23 +362,17 @@ async fn garbage_is_quarantined_and_others_flow() {
             ],
         )
         .unwrap();
-    let _: () = conn
-        .rpush("onboard:{create-customer}:ready", "cust_GARBAGE")
-        .unwrap();
-    let _: () = conn
-        .rpush("onboard:{create-customer}:ready", "cust_NORECORD")
-        .unwrap();
+    onboard_tests::push_ready(&mut conn, JobKind::CreateCustomer, "cust_GARBAGE");
+    onboard_tests::push_ready(&mut conn, JobKind::CreateCustomer, "cust_NORECORD");
     // A pending entry (bulk enqueue's form of a queued job) that is not in its format.
     let _: () = conn
         .hset(
-            "onboard:{create-customer}:pending",
+            QueueKeys::new(JobKind::CreateCustomer).pending(),
             "cust_BADPENDING",
             "no separators",
         )
         .unwrap();
-    let _: () = conn
-        .rpush("onboard:{create-customer}:ready", "cust_BADPENDING")
-        .unwrap();
+    onboard_tests::push_ready(&mut conn, JobKind::CreateCustomer, "cust_BADPENDING");
     let good = enqueue_c1(&s).await;
     let got = s.fetch(JobKind::CreateCustomer, 10, "t").await.unwrap();
     assert_eq!(got.jobs.len(), 1);

@@ -83,9 +83,7 @@ async fn a_failed_quarantine_does_not_abandon_the_batch() {
             ],
         )
         .unwrap();
-    admin
-        .rpush::<_, _, ()>(cc.ready(), "cust_01GARBAGE")
-        .unwrap();
+    onboard_tests::push_ready(&mut admin, JobKind::CreateCustomer, "cust_01GARBAGE");
     let second = s.enqueue(&customer(2), &Default::default()).await.unwrap();
 
     let got = s

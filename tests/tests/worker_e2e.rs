@@ -1,6 +1,7 @@
 //! The worker end to end: real redis-server, onboard-sandbox and onboard-worker processes.
 
 use onboard_shared::jobs::*;
+use onboard_shared::queue::keys::QueueKeys;
 use onboard_shared::queue::*;
 use onboard_shared::ErrorClass;
 use onboard_tests::fixtures::*;
@@ -169,7 +170,7 @@ async fn garbage_is_quarantined_while_jobs_flow() {
     let mut conn = redis.connection();
     let _: () = conn
         .hset_multiple(
-            "onboard:{create-customer}:job:cust_01GARBAGE",
+            QueueKeys::new(JobKind::CreateCustomer).job("cust_01GARBAGE"),
             &[
                 ("state", "queued"),
                 ("payload", "{not json"),
@@ -178,9 +179,7 @@ async fn garbage_is_quarantined_while_jobs_flow() {
             ],
         )
         .unwrap();
-    let _: () = conn
-        .rpush("onboard:{create-customer}:ready", "cust_01GARBAGE")
-        .unwrap();
+    onboard_tests::push_ready(&mut conn, JobKind::CreateCustomer, "cust_01GARBAGE");
     let p = producer(&redis).await;
     let ids = enqueue_all(&p, (0..20).map(customer).collect()).await;
     let done = wait_all(&p, &ids, Duration::from_secs(30)).await;
@@ -210,7 +209,9 @@ async fn sigterm_leaves_no_job_leased() {
         "the worker exits cleanly on SIGTERM"
     );
     let mut conn = redis.connection();
-    let leased: u64 = conn.zcard("onboard:{create-customer}:leased").unwrap();
+    let leased: u64 = conn
+        .zcard(QueueKeys::new(JobKind::CreateCustomer).leased())
+        .unwrap();
     assert_eq!(leased, 0, "no job left leased");
     for id in &ids {
         let s = p.status(id, false).await.unwrap();
@@ -263,6 +264,8 @@ async fn sigterm_claims_nothing_more_and_marks_nothing_uncertain() {
         &sandbox,
         quick()
             .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 10)
+            // IoT's kinds share one pool of slots: ten in all here.
+            .env("ONBOARD_QUEUE__CONCURRENCY__BIND_DEVICES", 0)
             .env("ONBOARD_QUEUE__SHUTDOWN_GRACE_MS", 10_000),
     );
     let p = producer(&redis).await;

@@ -5,6 +5,7 @@
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use onboard_shared::jobs::JobKind;
 use onboard_shared::providers::{Provider, ALL_ACTIONS};
+use onboard_shared::queue::Lane;
 
 /// Outcomes counted by `onboard_jobs_finished_total`.
 const OUTCOMES: [&str; 3] = ["succeeded", "dead", "expired"];
@@ -65,6 +66,27 @@ pub fn register() {
         "create-account jobs suspended until a verify code is supplied"
     );
     describe_counter!(
+        "onboard_jobs_cancelled_total",
+        "Jobs cancelled with their batch before they started, per kind (the queue's counter)"
+    );
+    describe_counter!(
+        "onboard_job_starts_total",
+        "Job attempts started, per kind and lane"
+    );
+    describe_histogram!(
+        "onboard_job_wait_seconds",
+        Unit::Seconds,
+        "From a job's enqueue to its provider request slot, per kind and lane"
+    );
+    describe_gauge!(
+        "onboard_queued_jobs",
+        "Due jobs waiting for their turn, per kind and lane"
+    );
+    describe_gauge!(
+        "onboard_queue_paused",
+        "1 while claiming the kind is paused (queue pause)"
+    );
+    describe_counter!(
         "onboard_sweeper_errors_total",
         "Housekeeping rounds that failed (after 3 in a row /readyz answers 503)"
     );
@@ -83,6 +105,12 @@ pub fn register() {
             metrics::counter!("onboard_jobs_finished_total", "kind" => k, "outcome" => outcome)
                 .increment(0);
         }
+        for lane in Lane::ALL {
+            let l = lane.as_str();
+            metrics::counter!("onboard_job_starts_total", "kind" => k, "lane" => l).increment(0);
+            metrics::gauge!("onboard_queued_jobs", "kind" => k, "lane" => l).set(0.0);
+        }
+        metrics::gauge!("onboard_queue_paused", "kind" => k).set(0.0);
         for result in RESULTS {
             metrics::counter!("onboard_job_attempts_total", "kind" => k, "result" => result)
                 .increment(0);

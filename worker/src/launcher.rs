@@ -1,6 +1,7 @@
-//! Builds the apalis `Monitor`: one worker per job kind, each on its own Redis backend,
-//! with its configured concurrency, panics caught (they become transient failures, never a
-//! dead process) and handlers spread over the runtime's threads.
+//! Builds the apalis `Monitor`: one worker per provider, each on its own Redis backend
+//! claiming that provider's kinds, with their configured concurrencies, panics caught (they
+//! become transient failures, never a dead process) and handlers spread over the runtime's
+//! threads.
 
 use crate::handlers::Runner;
 use crate::runtime::{BackendSettings, JobFailure, JobOutcome, RedisBackend};
@@ -8,6 +9,7 @@ use apalis::prelude::*;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use onboard_shared::config::Config;
 use onboard_shared::jobs::JobKind;
+use onboard_shared::providers::Provider;
 use onboard_shared::queue::{ClaimedJob, JobStore};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -30,7 +32,9 @@ async fn handle(job: ClaimedJob, runner: Data<Runner>) -> Result<JobOutcome, Job
     .await
 }
 
-/// The monitor running every kind with a non-zero concurrency.
+/// The monitor: one apalis worker per provider, running its kinds that have a non-zero
+/// concurrency, with their concurrencies summed into one pool of slots (one claim per
+/// provider is what lets live work go before bulk across its kinds).
 pub fn monitor(
     cfg: &Config,
     store: JobStore,
@@ -42,8 +46,15 @@ pub fn monitor(
     // The monitor's own limit only backs up our hard stop, which hands jobs back first.
     let mut monitor = Monitor::new().shutdown_timeout(grace + Duration::from_secs(5));
     let instance = format!("{}-{}", hostname(), std::process::id());
-    for kind in JobKind::ALL {
-        let concurrency = cfg.queue.concurrency.get(kind) as usize;
+    for provider in Provider::ALL {
+        let kinds: Vec<JobKind> = JobKind::ALL
+            .into_iter()
+            .filter(|k| k.provider() == provider && cfg.queue.concurrency.get(*k) > 0)
+            .collect();
+        let concurrency: usize = kinds
+            .iter()
+            .map(|k| cfg.queue.concurrency.get(*k) as usize)
+            .sum();
         if concurrency == 0 {
             continue;
         }
@@ -51,10 +62,10 @@ pub fn monitor(
         let runner = runner.clone();
         let hard_stop = hard_stop.clone();
         let shutdown = shutdown.clone();
-        let name = format!("{kind}@{instance}");
+        let name = format!("{provider}@{instance}");
         monitor = monitor.register(move |_| {
             let settings = BackendSettings::new(concurrency, shutdown.clone(), hard_stop.clone());
-            let backend = RedisBackend::new(kind, store.clone(), settings);
+            let backend = RedisBackend::new(kinds.clone(), store.clone(), settings);
             WorkerBuilder::new(name.clone())
                 .backend(backend)
                 .concurrency(concurrency)

@@ -69,6 +69,10 @@ async fn sweep(store: &JobStore) -> Result<(), onboard_shared::queue::QueueError
         for (state, n) in stats.by_state() {
             metrics::gauge!("onboard_queue_jobs", "kind" => k, "state" => state).set(n as f64);
         }
+        for (lane, n) in [("live", stats.queued_live), ("bulk", stats.queued_bulk)] {
+            metrics::gauge!("onboard_queued_jobs", "kind" => k, "lane" => lane).set(n as f64);
+        }
+        metrics::gauge!("onboard_queue_paused", "kind" => k).set(f64::from(u8::from(stats.paused)));
         // Producers are libraries inside other apps, so the enqueue count comes from the
         // queue's own counter rather than from the producing process.
         metrics::counter!("onboard_jobs_enqueued_total", "kind" => k)

@@ -3,6 +3,7 @@
 pub mod drain_sandbox;
 pub mod drain_stub;
 pub mod enqueue;
+pub mod fairness;
 pub mod memory;
 pub mod pickup;
 pub mod ratelimit;
@@ -20,12 +21,13 @@ pub fn customer_payload(i: usize) -> CreateCustomerJob {
 }
 
 /// The scenarios, in the order `all` runs them.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     "enqueue",
     "drain-stub",
     "drain-sandbox",
     "pickup",
     "ratelimit",
+    "fairness",
     "memory",
 ];
 
@@ -37,6 +39,7 @@ pub async fn run(name: &str, quick: bool) -> anyhow::Result<Record> {
         "drain-sandbox" => drain_sandbox::run(quick).await,
         "pickup" => pickup::run(quick).await,
         "ratelimit" => ratelimit::run(quick).await,
+        "fairness" => fairness::run(quick).await,
         "memory" => memory::run(quick).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }

@@ -12,10 +12,10 @@ use super::{Ctx, Failure};
 use clap::Args;
 use onboard_harness::{RedisServer, SandboxProcess, WorkerProcess};
 use onboard_producer::backfill::{read_rows, FileFormat};
-use onboard_producer::{Producer, WorkKeys};
+use onboard_producer::{Producer, WorkOptions};
 use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::Job;
-use onboard_shared::queue::{JobState, JobStatus};
+use onboard_shared::queue::{JobState, JobStatus, Lane};
 use onboard_shared::secret::Secret;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -134,7 +134,13 @@ async fn run_stack(args: &DemoArgs, started: &mut Started) -> Result<(), Failure
             _ => None,
         })
         .collect();
-    let enqueued = producer.enqueue_work(work, WorkKeys::None).await?;
+    // A small backfill of one source, in the bulk lane like any backfill.
+    let options = WorkOptions {
+        lane: Some(Lane::Bulk),
+        source: Some("demo".into()),
+        ..WorkOptions::default()
+    };
+    let enqueued = producer.enqueue_work(work, &options).await?;
     let mut ids = Vec::new();
     let mut code_phones: HashMap<String, String> = HashMap::new();
     for (jobs, phone) in enqueued.iter().zip(phones) {

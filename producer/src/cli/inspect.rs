@@ -122,14 +122,23 @@ pub async fn stats(ctx: &Ctx) -> Result<(), Failure> {
         let Some(first) = stats.first() else {
             return out;
         };
-        for (c, _) in first.by_state().into_iter().chain(first.totals()) {
+        let lanes = [("live", 0u64), ("bulk", 0)];
+        let header = first
+            .by_state()
+            .into_iter()
+            .chain(lanes)
+            .chain(first.totals());
+        for (c, _) in header {
             out.push_str(&format!("  {c}"));
         }
+        out.push_str("  paused");
         for q in &stats {
             out.push_str(&format!("\n{:<16}", q.kind.as_str()));
-            for (c, n) in q.by_state().into_iter().chain(q.totals()) {
+            let lanes = [("live", q.queued_live), ("bulk", q.queued_bulk)];
+            for (c, n) in q.by_state().into_iter().chain(lanes).chain(q.totals()) {
                 out.push_str(&format!("  {n:>width$}", width = c.len()));
             }
+            out.push_str(if q.paused { "  yes" } else { "  no" });
         }
         out
     });

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Each command lives in its own module.
 
 mod backfill;
+mod control;
 mod demo;
 mod enqueue;
 mod inspect;
@@ -84,6 +85,12 @@ enum Command {
     },
     /// List IoT Explorer customers (ServiceGetCustomerList), page by page.
     Customers(inspect::CustomersArgs),
+    /// Backfill runs: list, status, pause, resume, cancel.
+    #[command(subcommand)]
+    Batch(control::BatchCommand),
+    /// Pause or resume claiming a job kind in every worker.
+    #[command(subcommand)]
+    Queue(control::QueueCommand),
     /// Run everything end to end on this machine against the local sandbox.
     Demo(demo::DemoArgs),
     /// Re-encrypt everything in Redis with the first key of ONBOARD_ENCRYPTION_KEY (key
@@ -194,6 +201,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::VerifyCode { job_id, code } => inspect::verify_code(&ctx, &job_id, &code).await,
         Command::ResendCode { job_id } => inspect::resend_code(&ctx, &job_id).await,
         Command::Customers(args) => inspect::customers(&ctx, args).await,
+        Command::Batch(cmd) => control::batch(&ctx, cmd).await,
+        Command::Queue(cmd) => control::queue(&ctx, cmd).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Rekey => rekey::run(&ctx).await,
     }

@@ -26,11 +26,13 @@ pub enum JobState {
     Expired,
     /// In the dead-letter set.
     Dead,
+    /// Ended before it started: its batch was cancelled.
+    Cancelled,
 }
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 9] = [
+    pub const ALL: [JobState; 10] = [
         JobState::Waiting,
         JobState::Scheduled,
         JobState::Queued,
@@ -40,6 +42,7 @@ impl JobState {
         JobState::Succeeded,
         JobState::Expired,
         JobState::Dead,
+        JobState::Cancelled,
     ];
 
     /// The snake_case name stored in Redis and shown to users.
@@ -54,6 +57,7 @@ impl JobState {
             JobState::Succeeded => "succeeded",
             JobState::Expired => "expired",
             JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
         }
     }
 
@@ -66,7 +70,7 @@ impl JobState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobState::Succeeded | JobState::Dead | JobState::Expired
+            JobState::Succeeded | JobState::Dead | JobState::Expired | JobState::Cancelled
         )
     }
 

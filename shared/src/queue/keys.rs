@@ -1,33 +1,41 @@
 //! Key names: each a method, so no code spells a key by hand.
 //!
-//! Every key of one queue starts with `onboard:{<kind>}:`; the braces are a Redis Cluster
-//! hash tag, so all of a queue's keys live in one slot and each Lua script touches one slot.
-//! The scripts get the prefix and build the same names (see `scripts/common.lua`).
+//! All keys of one provider share its Redis Cluster hash tag, `onboard:{<provider>}:`, so
+//! the claim script can read the provider's rate limiter and every queue that spends its
+//! capacity in one slot (DESIGN.md, "Sharing the providers' capacity"). Inside it, each job
+//! kind's keys start with `onboard:{<provider>}:<kind>:`. The scripts get both prefixes
+//! and build the same names (see `scripts/common.lua`).
+//!
+//! Due jobs wait in one list per kind, lane and source (`ready:<lane>:<source>`); the
+//! provider's ring of each lane (`ring:<lane>`) names the `<kind>|<source>` lists that have
+//! work, and the claim takes from them in turn.
 
+use super::options::Lane;
 use crate::jobs::JobKind;
+use crate::providers::{Limit, Provider};
 
-/// The Redis keys of one queue.
+/// The keys one provider's queues share.
 #[derive(Debug, Clone)]
-pub struct QueueKeys {
-    kind: JobKind,
+pub struct ProviderKeys {
+    provider: Provider,
     prefix: String,
 }
 
-impl QueueKeys {
-    /// Keys of the queue for `kind`.
-    pub fn new(kind: JobKind) -> Self {
-        QueueKeys {
-            kind,
-            prefix: format!("onboard:{{{}}}:", kind.as_str()),
+impl ProviderKeys {
+    /// Keys of `provider`.
+    pub fn new(provider: Provider) -> Self {
+        ProviderKeys {
+            provider,
+            prefix: format!("onboard:{{{provider}}}:"),
         }
     }
 
-    /// The kind this queue holds.
-    pub fn kind(&self) -> JobKind {
-        self.kind
+    /// The provider.
+    pub fn provider(&self) -> Provider {
+        self.provider
     }
 
-    /// `onboard:{<kind>}:`, handed to every script.
+    /// `onboard:{<provider>}:`.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -36,14 +44,104 @@ impl QueueKeys {
         format!("{}{name}", self.prefix)
     }
 
-    /// List: due job ids, FIFO.
-    pub fn ready(&self) -> String {
-        self.key("ready")
-    }
-
-    /// List idle workers block on; every enqueue pushes a wake-up token.
+    /// List idle workers block on; every job made ready pushes a wake-up token.
     pub fn notify(&self) -> String {
         self.key("notify")
+    }
+
+    /// List: the `<kind>|<source>` entries of `lane` whose lists have work, taken in turn.
+    pub fn ring(&self, lane: Lane) -> String {
+        self.key(&format!("ring:{lane}"))
+    }
+
+    /// Hash: how lanes have shared the capacity lately (live claims since the last bulk one).
+    pub fn lanes(&self) -> String {
+        self.key("lanes")
+    }
+
+    /// Hash: source → weight (default 1) for the round-robin within a lane.
+    pub fn weights(&self) -> String {
+        self.key("weights")
+    }
+
+    /// Set: sources (batches) paused: their entries stay out of the rings.
+    pub fn paused_sources(&self) -> String {
+        self.key("paused-sources")
+    }
+
+    /// Set: job kinds paused (e.g. during a provider outage): claims skip them.
+    pub fn paused_kinds(&self) -> String {
+        self.key("paused-kinds")
+    }
+
+    /// Hash: one source's counters (enqueued, succeeded, dead, expired, cancelled) and, for a
+    /// batch, its state here (`active`, `paused`, `cancelled`).
+    pub fn source(&self, source: &str) -> String {
+        self.key(&format!("source:{source}"))
+    }
+
+    /// String: the theoretical arrival time of `limit`'s next request (GCRA).
+    pub fn limit_slot(&self, limit: Limit) -> String {
+        self.key(&format!("rl:{}", limit.key_name()))
+    }
+
+    /// String with a TTL: the provider paused everyone ("slow down") until it expires.
+    pub fn cooldown(&self) -> String {
+        self.key("rl:cooldown")
+    }
+}
+
+/// The Redis keys of one job kind's queue.
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    kind: JobKind,
+    provider: ProviderKeys,
+    prefix: String,
+}
+
+impl QueueKeys {
+    /// Keys of the queue for `kind`.
+    pub fn new(kind: JobKind) -> Self {
+        let provider = ProviderKeys::new(kind.provider());
+        QueueKeys {
+            kind,
+            prefix: format!("{}{kind}:", provider.prefix()),
+            provider,
+        }
+    }
+
+    /// The kind this queue holds.
+    pub fn kind(&self) -> JobKind {
+        self.kind
+    }
+
+    /// The keys its provider's queues share.
+    pub fn provider(&self) -> &ProviderKeys {
+        &self.provider
+    }
+
+    /// `onboard:{<provider>}:<kind>:`, handed to every script.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// List: due job ids of one lane and source, FIFO.
+    pub fn ready(&self, lane: Lane, source: &str) -> String {
+        self.key(&format!("ready:{lane}:{source}"))
+    }
+
+    /// Set: the `<lane>:<source>` lists of this kind that may have work.
+    pub fn sources(&self) -> String {
+        self.key("sources")
+    }
+
+    /// This kind's entry for `source` in a ring.
+    pub fn ring_entry(&self, source: &str) -> String {
+        format!("{}|{source}", self.kind)
     }
 
     /// Sorted set: retries and run-at times, by due time.
@@ -81,15 +179,45 @@ impl QueueKeys {
         self.key("pending")
     }
 
-    /// Hash: counters (enqueued, succeeded, dead, expired, leases_expired).
+    /// Hash: counters (enqueued, succeeded, dead, expired, cancelled, leases_expired).
     pub fn counts(&self) -> String {
         self.key("counts")
     }
 
-    /// String: an idempotency key (already hashed) → `<first job's id>|<payload digest>`
-    /// (see `enqueue.lua`; keys written before digests hold the id alone).
+    /// String: an idempotency key (already hashed) → the first job's id and its digest.
     pub fn idempotency(&self, hashed: &str) -> String {
         self.key(&format!("idem:{hashed}"))
+    }
+}
+
+/// The registry of batches (backfill runs), outside any queue: a sorted set of batch ids by
+/// creation time.
+pub const BATCHES: &str = "onboard:batches";
+
+/// Hash: one batch's label, creation time and state (its per-provider counters are in
+/// [`ProviderKeys::source`]).
+pub fn batch(id: &str) -> String {
+    format!("onboard:batch:{id}")
+}
+
+/// A source name as it appears in key names: letters, digits and `_-.:@`, at most 64
+/// characters; anything else becomes `_`. Empty is `default`.
+pub fn source_name(source: &str) -> String {
+    let cleaned: String = source
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_-.:@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "default".into()
+    } else {
+        cleaned
     }
 }
 
@@ -98,22 +226,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_share_one_hash_tag() {
-        let k = QueueKeys::new(JobKind::CreateAccount);
-        for key in [
-            k.ready(),
-            k.notify(),
-            k.scheduled(),
-            k.leased(),
-            k.dead(),
-            k.awaiting(),
-            k.waiting(),
-            k.job("x"),
-            k.counts(),
-            k.pending(),
-            k.idempotency("ab"),
-        ] {
-            assert!(key.starts_with("onboard:{create-account}:"), "{key}");
+    fn a_providers_keys_share_one_hash_tag() {
+        for kind in [JobKind::CreateCustomer, JobKind::BindDevices] {
+            let k = QueueKeys::new(kind);
+            let p = k.provider();
+            for key in [
+                k.ready(Lane::Live, "app"),
+                k.sources(),
+                k.scheduled(),
+                k.leased(),
+                k.dead(),
+                k.awaiting(),
+                k.waiting(),
+                k.job("x"),
+                k.counts(),
+                k.pending(),
+                k.idempotency("ab"),
+                p.notify(),
+                p.ring(Lane::Bulk),
+                p.lanes(),
+                p.weights(),
+                p.paused_sources(),
+                p.paused_kinds(),
+                p.source("batch_1"),
+                p.limit_slot(Limit::Iot),
+                p.cooldown(),
+            ] {
+                assert!(key.starts_with("onboard:{iot}:"), "{key}");
+            }
         }
+        assert_eq!(
+            QueueKeys::new(JobKind::CreateAccount).ready(Lane::Bulk, "batch_1"),
+            "onboard:{tencentcloud}:create-account:ready:bulk:batch_1"
+        );
+    }
+
+    #[test]
+    fn source_names_are_safe_in_keys() {
+        assert_eq!(source_name("token:app-1"), "token:app-1");
+        assert_eq!(source_name("a b|c"), "a_b_c");
+        assert_eq!(source_name(""), "default");
+        assert_eq!(source_name(&"x".repeat(100)).len(), 64);
     }
 }

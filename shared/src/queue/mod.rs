@@ -37,9 +37,11 @@ pub mod status;
 pub mod store;
 
 pub use ack::{Ack, AckStatus};
-pub use claimed::{ClaimedJob, CodePhase};
+pub use claimed::{ClaimedJob, CodePhase, ReservedSlot};
 pub use error_record::ErrorRecord;
 pub use job_state::JobState;
 pub use options::{EnqueueOptions, Enqueued, KeyCheck, Lane};
 pub use status::{JobStatus, QueueStats};
-pub use store::{Fetched, JobStore, QueueError, RekeyReport};
+pub use store::{
+    BatchState, BatchStatus, ClaimRequest, Fetched, JobStore, QueueError, RekeyReport,
+};

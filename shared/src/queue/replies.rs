@@ -4,6 +4,7 @@
 
 use super::ack::AckStatus;
 use super::claimed::CodePhase;
+use super::options::Lane;
 use super::store::QueueError;
 use crate::jobs::JobKind;
 use redis::Value;
@@ -45,7 +46,7 @@ fn first_str(reply: &[Value]) -> Result<String, QueueError> {
 
 /// A job waiting on another, as the parent's `deps:<id>` set names it: `kind|id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct ChildRef {
+pub(crate) struct ChildRef {
     pub kind: JobKind,
     pub id: String,
 }
@@ -133,6 +134,11 @@ pub(super) struct FetchedRow {
     /// Ciphertext of the supplied verify code; empty when none.
     pub code: Vec<u8>,
     pub code_failures: u32,
+    pub lane: Lane,
+    /// How long until its reserved request slot, µs (0 without a limit).
+    pub delay_us: u64,
+    /// How long it waited since it was enqueued, at the claim.
+    pub waited_ms: u64,
 }
 
 /// One job of a `fetch.lua` reply that was claimed but cannot be run as it stands.
@@ -152,7 +158,7 @@ pub(super) struct FetchReply {
 }
 
 /// Values per claimed job in a `fetch.lua` reply.
-const FETCH_ROW_LEN: usize = 9;
+const FETCH_ROW_LEN: usize = 12;
 
 impl FetchReply {
     pub(super) fn decode(reply: &[Value]) -> Result<FetchReply, QueueError> {
@@ -177,7 +183,8 @@ impl FetchedRow {
     /// The order `fetch.lua` writes a claimed job's fields in. A job whose id or token is
     /// unreadable fails the reply (a bug); any other bad field makes that job malformed.
     fn decode(f: &[Value]) -> Result<Result<FetchedRow, MalformedRow>, QueueError> {
-        let [id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures] = f
+        let [id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures, lane, delay, waited] =
+            f
         else {
             return Err(protocol("fetch row length"));
         };
@@ -200,6 +207,12 @@ impl FetchedRow {
                 },
                 code: value_bytes(code).map_err(|e| e.to_string())?,
                 code_failures: number("code_failures", code_failures)?,
+                lane: value_string(lane)
+                    .ok()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(Lane::Live),
+                delay_us: value_u64(delay).unwrap_or(0),
+                waited_ms: value_u64(waited).unwrap_or(0),
                 id: id.clone(),
                 token: token.clone(),
             })
@@ -307,6 +320,36 @@ impl ExpiredReply {
     }
 }
 
+/// `resolve_dependency.lua`: the dependents of a child it cancelled (none otherwise).
+pub(super) fn cancelled_dependents(reply: &[Value]) -> Result<Vec<ChildRef>, QueueError> {
+    Ok(match first_str(reply)?.as_str() {
+        "cancelled" => children(&reply[1..]),
+        "queued" | "scheduled" | "dead" | "noop" => Vec::new(),
+        other => return Err(protocol(format!("resolve_dependency answered {other}"))),
+    })
+}
+
+/// `cancel_batch.lua`.
+#[derive(Debug)]
+pub(super) struct CancelReply {
+    pub cancelled: u64,
+    pub remaining: u64,
+    pub dependents: Vec<ChildRef>,
+}
+
+impl CancelReply {
+    pub(super) fn decode(reply: &[Value]) -> Result<CancelReply, QueueError> {
+        let [cancelled, remaining, deps @ ..] = reply else {
+            return Err(protocol("cancel_batch reply too short"));
+        };
+        Ok(CancelReply {
+            cancelled: value_u64(cancelled)?,
+            remaining: value_u64(remaining)?,
+            dependents: children(deps),
+        })
+    }
+}
+
 /// `recheck_waiting.lua`: children still waiting, with their parent ('' for none).
 pub(super) fn still_waiting(reply: &[Value]) -> Result<Vec<(String, String)>, QueueError> {
     if !reply.len().is_multiple_of(2) {
@@ -365,6 +408,8 @@ impl StoredJob {
 pub(super) struct StatsReply {
     pub waiting: u64,
     pub queued: u64,
+    pub queued_live: u64,
+    pub queued_bulk: u64,
     pub running: u64,
     pub scheduled: u64,
     pub awaiting: u64,
@@ -372,15 +417,17 @@ pub(super) struct StatsReply {
     pub enqueued: u64,
     pub succeeded: u64,
     pub expired: u64,
+    pub cancelled: u64,
     pub leases_expired: u64,
     pub oldest_ready_age_ms: u64,
+    pub paused: bool,
     /// Queue keys of the wrong type (counted as empty).
     pub malformed_keys: Vec<String>,
 }
 
 impl StatsReply {
     pub(super) fn decode(reply: &[Value]) -> Result<StatsReply, QueueError> {
-        let [waiting, queued, running, scheduled, awaiting, dead, enqueued, succeeded, expired, leases_expired, age, bad @ ..] =
+        let [waiting, queued, queued_live, queued_bulk, running, scheduled, awaiting, dead, enqueued, succeeded, expired, cancelled, leases_expired, age, paused, bad @ ..] =
             reply
         else {
             return Err(protocol("queue_stats reply too short"));
@@ -388,6 +435,8 @@ impl StatsReply {
         Ok(StatsReply {
             waiting: value_u64(waiting)?,
             queued: value_u64(queued)?,
+            queued_live: value_u64(queued_live)?,
+            queued_bulk: value_u64(queued_bulk)?,
             running: value_u64(running)?,
             scheduled: value_u64(scheduled)?,
             awaiting: value_u64(awaiting)?,
@@ -395,8 +444,10 @@ impl StatsReply {
             enqueued: value_u64(enqueued)?,
             succeeded: value_u64(succeeded)?,
             expired: value_u64(expired)?,
+            cancelled: value_u64(cancelled)?,
             leases_expired: value_u64(leases_expired)?,
             oldest_ready_age_ms: value_u64(age)?,
+            paused: value_u64(paused)? == 1,
             malformed_keys: bad.iter().map(value_string).collect::<Result<_, _>>()?,
         })
     }
@@ -485,6 +536,9 @@ mod tests {
                 s(""),
                 s(""),
                 s("0"),
+                s("bulk"),
+                Value::Int(40),
+                Value::Int(1000),
             ]
         };
         let mut reply = vec![Value::Int(5), Value::Int(2)];
@@ -492,7 +546,11 @@ mod tests {
         reply.extend(row("x"));
         let fetched = FetchReply::decode(&reply).unwrap();
         assert_eq!(fetched.wait_ms, 5);
-        assert_eq!(fetched.rows[0].as_ref().unwrap().attempt, 1);
+        let first = fetched.rows[0].as_ref().unwrap();
+        assert_eq!(
+            (first.attempt, first.lane, first.delay_us),
+            (1, Lane::Bulk, 40)
+        );
         let bad = fetched.rows[1].as_ref().unwrap_err();
         assert_eq!((bad.id.as_str(), bad.token.as_str()), ("cust_1", "tok"));
         assert!(bad.reason.contains("attempts"), "{}", bad.reason);

@@ -1,7 +1,7 @@
 //! The queue's Lua scripts, each in its own `.lua` file beside this one.
 //!
 //! `common.lua` (argument conventions and helpers) is prepended to each script at build
-//! time. `redis::Script` runs them by SHA and loads them again when Redis answers NOSCRIPT,
+//! time (and the rate limiter's `slots.lua` to `fetch.lua`). `redis::Script` runs them by SHA and loads them again when Redis answers NOSCRIPT,
 //! which is what happens after a Redis restart.
 
 use redis::Script;
@@ -20,8 +20,18 @@ macro_rules! queue_script {
     };
 }
 
+/// `fetch.lua`, which also hands out the rate limit's request slots (`ratelimit/slots.lua`).
+pub static FETCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/common.lua"),
+        "\n",
+        include_str!("../ratelimit/slots.lua"),
+        "\n",
+        include_str!("scripts/fetch.lua")
+    ))
+});
+
 queue_script!(ENQUEUE, "enqueue.lua");
-queue_script!(FETCH, "fetch.lua");
 queue_script!(ACK, "ack.lua");
 queue_script!(ACK_SUCCEEDED, "ack_succeeded.lua");
 queue_script!(RENEW, "renew.lua");
@@ -37,9 +47,12 @@ queue_script!(RECHECK_WAITING, "recheck_waiting.lua");
 queue_script!(READ_JOB, "read_job.lua");
 queue_script!(QUEUE_STATS, "queue_stats.lua");
 queue_script!(DEAD_LIST, "dead_list.lua");
+queue_script!(SOURCE_STATE, "source_state.lua");
+queue_script!(CANCEL_BATCH, "cancel_batch.lua");
+queue_script!(PAUSE_KIND, "pause_kind.lua");
 
 /// Every script, for loading them all at once (before pipelined EVALSHA calls).
-pub fn all() -> [&'static Script; 17] {
+pub fn all() -> [&'static Script; 20] {
     [
         &ENQUEUE,
         &FETCH,
@@ -58,5 +71,8 @@ pub fn all() -> [&'static Script; 17] {
         &READ_JOB,
         &QUEUE_STATS,
         &DEAD_LIST,
+        &SOURCE_STATE,
+        &CANCEL_BATCH,
+        &PAUSE_KIND,
     ]
 }

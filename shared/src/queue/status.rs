@@ -48,8 +48,12 @@ pub struct QueueStats {
     pub kind: JobKind,
     /// Waiting for a parent.
     pub waiting: u64,
-    /// Due, in the ready list.
+    /// Due, in a ready list.
     pub queued: u64,
+    /// Of those, in the live lane.
+    pub queued_live: u64,
+    /// Of those, in the bulk lane.
+    pub queued_bulk: u64,
     /// Leased by a worker.
     pub running: u64,
     /// Scheduled for later: run-at times and retries.
@@ -64,6 +68,10 @@ pub struct QueueStats {
     pub succeeded_total: u64,
     /// Jobs ever expired.
     pub expired_total: u64,
+    /// Jobs ever cancelled (their batch was cancelled before they started).
+    pub cancelled_total: u64,
+    /// Claiming this kind is paused (`queue pause`).
+    pub paused: bool,
     /// Age of the oldest due job, in ms (0 when none).
     pub oldest_ready_age_ms: u64,
     /// Leases that expired (the holder died or hung).
@@ -86,10 +94,11 @@ impl QueueStats {
     }
 
     /// The running totals by the names `stats` shows.
-    pub fn totals(&self) -> [(&'static str, u64); 3] {
+    pub fn totals(&self) -> [(&'static str, u64); 4] {
         [
             ("succeeded_total", self.succeeded_total),
             ("expired_total", self.expired_total),
+            ("cancelled_total", self.cancelled_total),
             ("enqueued_total", self.enqueued_total),
         ]
     }

@@ -1,14 +1,17 @@
 //! Global rate limits, kept in Redis so that N worker processes together never exceed a
 //! provider's limit (in-process limiters are per process and cannot promise that).
 //!
-//! One GCRA limiter per [`Limit`] (`gcra.lua`): each request reserves the next free slot,
-//! `1 / rate` apart. A short wait is slept; a longer one comes back as
+//! One limiter per [`Limit`]: each request reserves the next free slot (`slots.lua`: a whole
+//! rate's slots fill each second but its last [`SECOND_GUARD`]). The worker's claim hands
+//! out most slots along with the jobs (`queue/scripts/fetch.lua`); `gcra.lua` hands out the
+//! rest, to requests a job makes beyond its first. A short wait is slept; a longer one comes back as
 //! [`ProviderError::Throttled`] (by [`ThrottledBy::OurLimit`]) so the job is rescheduled
 //! without using an attempt. When a provider itself says "slow down",
 //! [`RedisGate::cool_down`] pauses that provider for every worker (`cool_down.lua`).
 
 use crate::config::RateLimits;
-use crate::providers::{Action, Limit, Provider, RequestGate};
+use crate::providers::{Action, Provider, RequestGate};
+use crate::queue::keys::ProviderKeys;
 use crate::{ProviderError, ThrottledBy};
 use futures::future::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -16,26 +19,27 @@ use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gcra.lua")));
+static GCRA: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("slots.lua"),
+        "\n",
+        include_str!("gcra.lua")
+    ))
+});
 static COOL_DOWN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cool_down.lua")));
 
-/// Requests are spaced this much wider than the nominal rate, so that scheduling jitter
-/// between a reserved slot and the request reaching the provider cannot put one request too
-/// many into a 1-second window. 4 % keeps 96 % of the allowed rate busy.
-const SAFETY_MARGIN: f64 = 1.04;
+/// Each second's request slots are spread over its first (1 s - this) (`slots.lua`): a
+/// request that reaches the provider up to this late still counts in its own second, so no
+/// slot is lost to a safety margin on the rate.
+pub const SECOND_GUARD: Duration = Duration::from_millis(20);
 
-/// The Redis keys of one provider's limiter; all share the provider's hash tag, so the
-/// limiter script touches one slot.
-struct LimiterKeys;
-
-impl LimiterKeys {
-    fn slot(limit: Limit, provider: Provider) -> String {
-        format!("onboard:{{rl:{provider}}}:{}", limit.key_name())
+/// How many live claims in a row earn bulk one, for bulk to keep `share` of a provider's
+/// rate (0: bulk is never owed; it gets what live leaves).
+pub fn live_per_bulk(share: f64) -> u64 {
+    if share.is_nan() || share <= 0.0 {
+        return 0;
     }
-
-    fn cooldown(provider: Provider) -> String {
-        format!("onboard:{{rl:{provider}}}:cooldown")
-    }
+    ((1.0 - share.min(1.0)) / share).round().max(0.0) as u64
 }
 
 /// The Redis-side gate every provider request passes.
@@ -74,7 +78,7 @@ impl RedisGate {
         let ms = wait.as_millis().max(1) as u64;
         let mut conn = self.conn.clone();
         let _: i64 = COOL_DOWN
-            .key(LimiterKeys::cooldown(provider))
+            .key(ProviderKeys::new(provider).cooldown())
             .arg(ms)
             .invoke_async(&mut conn)
             .await?;
@@ -88,16 +92,17 @@ impl RedisGate {
         let Some(rate) = action.limit.rate(&self.limits) else {
             return Ok(());
         };
-        let interval_ms = (1000.0 / rate * SAFETY_MARGIN).ceil() as u64;
+        let keys = ProviderKeys::new(action.provider);
         let mut conn = self.conn.clone();
         let reply: Result<(i64, i64, i64), _> = GCRA
-            .key(LimiterKeys::slot(action.limit, action.provider))
-            .key(LimiterKeys::cooldown(action.provider))
-            .arg(interval_ms)
-            .arg(self.max_inline_wait.as_millis() as u64)
+            .key(keys.limit_slot(action.limit))
+            .key(keys.cooldown())
+            .arg(rate.to_string())
+            .arg(SECOND_GUARD.as_micros() as u64)
+            .arg(self.max_inline_wait.as_micros() as u64)
             .invoke_async(&mut conn)
             .await;
-        let (admitted, wait_ms, cooling_down) = match reply {
+        let (admitted, wait_us, cooling_down) = match reply {
             Ok(r) => r,
             Err(e) => {
                 // Without the shared limiter we cannot promise the provider's limit: wait
@@ -110,7 +115,7 @@ impl RedisGate {
                 ));
             }
         };
-        let wait = Duration::from_millis(wait_ms.max(0) as u64);
+        let wait = Duration::from_micros(wait_us.max(0) as u64);
         metrics::histogram!("onboard_rate_limit_wait_seconds", "provider" => action.provider.as_str(), "action" => action.name)
             .record(wait.as_secs_f64());
         if admitted == 1 {

@@ -10,6 +10,7 @@ mod bind_devices;
 mod create_account;
 mod create_customer;
 mod register_user;
+mod slot_gate;
 
 use crate::runtime::{JobFailure, JobOutcome};
 use onboard_shared::config::Config;
@@ -20,6 +21,7 @@ use onboard_shared::providers::tencentcloud::TencentCloudClient;
 use onboard_shared::providers::{http_client, Gate};
 use onboard_shared::queue::ClaimedJob;
 use onboard_shared::ratelimit::RedisGate;
+use slot_gate::SlotGate;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ pub struct Runner {
     iot: IotClient,
     tencentcloud: TencentCloudClient,
     polyv: PolyvClient,
+    gate: Gate,
     cfg: Arc<Config>,
 }
 
@@ -40,6 +43,7 @@ impl Runner {
         }
         let http = http_client(Duration::from_millis(cfg.http_timeout_ms));
         let shared_gate: Gate = gate;
+        let gate = shared_gate.clone();
         Ok(Runner {
             iot: IotClient::new(&cfg.iot, http.clone(), shared_gate.clone()),
             tencentcloud: TencentCloudClient::new(
@@ -49,20 +53,37 @@ impl Runner {
             )
             .map_err(|e| anyhow::anyhow!("tencentcloud endpoint: {e}"))?,
             polyv: PolyvClient::new(&cfg.polyv, http, shared_gate),
+            gate,
             cfg: Arc::new(cfg.clone()),
         })
     }
 
-    /// Runs one attempt of a claimed job.
+    /// Runs one attempt of a claimed job. When its claim reserved a request slot, its
+    /// clients go through a gate holding that slot.
     pub async fn run(&self, claimed: &ClaimedJob) -> Result<JobOutcome, JobFailure> {
         if self.cfg.stub_providers {
             return Ok(JobOutcome::Succeeded(serde_json::json!({"stub": true})));
         }
+        let runner = match claimed.slot {
+            Some(slot) => &self.with_gate(Arc::new(SlotGate::new(self.gate.clone(), slot))),
+            None => self,
+        };
         match &claimed.job {
-            Job::CreateCustomer(job) => create_customer::run(self, claimed, job).await,
-            Job::BindDevices(job) => bind_devices::run(self, job).await,
-            Job::CreateAccount(job) => create_account::run(self, claimed, job).await,
-            Job::RegisterUser(job) => register_user::run(self, claimed, job).await,
+            Job::CreateCustomer(job) => create_customer::run(runner, claimed, job).await,
+            Job::BindDevices(job) => bind_devices::run(runner, job).await,
+            Job::CreateAccount(job) => create_account::run(runner, claimed, job).await,
+            Job::RegisterUser(job) => register_user::run(runner, claimed, job).await,
+        }
+    }
+
+    /// The same clients, their requests through `gate`.
+    fn with_gate(&self, gate: Gate) -> Runner {
+        Runner {
+            iot: self.iot.with_gate(gate.clone()),
+            tencentcloud: self.tencentcloud.with_gate(gate.clone()),
+            polyv: self.polyv.with_gate(gate.clone()),
+            gate,
+            cfg: self.cfg.clone(),
         }
     }
 }

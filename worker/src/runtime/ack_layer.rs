@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use onboard_shared::jobs::JobKind;
 use onboard_shared::queue::{Ack, AckStatus, ClaimedJob, JobStore};
 use onboard_shared::ErrorClass;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,7 +31,8 @@ pub struct AckLayer {
 
 struct AckContext {
     store: JobStore,
-    successes: AckBatcher,
+    /// One batcher per kind: successes are recorded per queue.
+    successes: HashMap<JobKind, AckBatcher>,
     slots: Arc<Slots>,
     policy: OutcomePolicy,
     hard_stop: watch::Receiver<bool>,
@@ -40,14 +42,17 @@ impl AckLayer {
     /// A layer recording outcomes in `store`.
     pub fn new(
         store: JobStore,
-        kind: JobKind,
+        kinds: &[JobKind],
         slots: Arc<Slots>,
         policy: OutcomePolicy,
         hard_stop: watch::Receiver<bool>,
     ) -> Self {
         AckLayer {
             inner: Arc::new(AckContext {
-                successes: AckBatcher::new(store.clone(), kind),
+                successes: kinds
+                    .iter()
+                    .map(|k| (*k, AckBatcher::new(store.clone(), *k)))
+                    .collect(),
                 store,
                 slots,
                 policy,
@@ -95,6 +100,17 @@ where
         Box::pin(async move {
             let started = Instant::now();
             let kind = job.kind().as_str();
+            let lane = job.lane.as_str();
+            // From its enqueue to its reserved request slot: what lanes and fair shares
+            // are for (the request itself goes at the slot, see the handlers' gate).
+            let until_slot = job
+                .slot
+                .map(|s| s.at.saturating_duration_since(started))
+                .unwrap_or_default();
+            metrics::counter!("onboard_job_starts_total", "kind" => kind, "lane" => lane)
+                .increment(1);
+            metrics::histogram!("onboard_job_wait_seconds", "kind" => kind, "lane" => lane)
+                .record(job.waited_ms as f64 / 1000.0 + until_slot.as_secs_f64());
             let ack = tokio::select! {
                 result = handler => {
                     let result = result.map_err(Into::into);
@@ -165,11 +181,14 @@ impl AckContext {
         let give_up = Instant::now() + Duration::from_millis(self.store.config().queue.lease_ms);
         loop {
             let recorded = match ack {
-                Ack::Succeeded(result) => {
-                    self.successes
-                        .succeeded(&job.id, &job.token, result.clone())
+                Ack::Succeeded(result) => match self.successes.get(&job.kind()) {
+                    Some(batcher) => batcher.succeeded(&job.id, &job.token, result.clone()).await,
+                    None => self
+                        .store
+                        .ack(job.kind(), &job.id, &job.token, ack)
                         .await
-                }
+                        .map_err(|e| e.to_string()),
+                },
                 other => self
                     .store
                     .ack(job.kind(), &job.id, &job.token, other)

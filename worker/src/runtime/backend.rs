@@ -1,4 +1,5 @@
-//! The apalis backend of one queue (APALIS.md): `poll_next` hands the worker the jobs the
+//! The apalis backend of one provider's queues (APALIS.md; one worker per provider, so the
+//! order its capacity goes in holds across its kinds): `poll_next` hands the worker the jobs the
 //! [`Fetcher`] claimed; its layer ([`AckLayer`]) runs each under its lease and records its
 //! outcome; `poll_close` hands claimed jobs that never started straight back to the queue.
 
@@ -11,6 +12,7 @@ use apalis_core::task::Task;
 use apalis_core::worker::context::WorkerContext;
 use futures::future::BoxFuture;
 use onboard_shared::jobs::JobKind;
+use onboard_shared::providers::Provider;
 use onboard_shared::queue::{Ack, ClaimedJob, JobStore};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -51,9 +53,10 @@ impl BackendSettings {
     }
 }
 
-/// The backend of one queue for one apalis worker.
+/// The backend of one provider's queues for one apalis worker.
 pub struct RedisBackend {
-    kind: JobKind,
+    provider: Provider,
+    kinds: Vec<JobKind>,
     store: JobStore,
     settings: BackendSettings,
     slots: Arc<Slots>,
@@ -64,11 +67,12 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// A backend for the `kind` queue.
-    pub fn new(kind: JobKind, store: JobStore, settings: BackendSettings) -> Self {
+    /// A backend for the queues of `kinds` (all of one provider, at least one).
+    pub fn new(kinds: Vec<JobKind>, store: JobStore, settings: BackendSettings) -> Self {
         let concurrency = settings.concurrency.max(1);
         RedisBackend {
-            kind,
+            provider: kinds.first().map_or(Provider::Iot, |k| k.provider()),
+            kinds,
             store,
             settings,
             slots: Arc::new(Slots::new(concurrency)),
@@ -83,7 +87,7 @@ impl RedisBackend {
         let (tx, rx) = mpsc::unbounded_channel();
         self.rx = Some(rx);
         let fetcher = Fetcher {
-            kind: self.kind,
+            kinds: self.kinds.clone(),
             store: self.store.clone(),
             slots: self.slots.clone(),
             batch: self.settings.batch.max(1),
@@ -135,7 +139,6 @@ impl Backend for RedisBackend {
             let fetcher = self.fetcher.take();
             let rx = self.rx.take();
             let store = self.store.clone();
-            let kind = self.kind;
             self.closing = Some(Box::pin(async move {
                 if let Some(f) = fetcher {
                     let _ = f.await;
@@ -144,7 +147,9 @@ impl Backend for RedisBackend {
                 if let Some(mut rx) = rx {
                     rx.close();
                     while let Some(job) = rx.recv().await {
-                        if let Err(e) = store.ack(kind, &job.id, &job.token, &Ack::Unstarted).await
+                        if let Err(e) = store
+                            .ack(job.kind(), &job.id, &job.token, &Ack::Unstarted)
+                            .await
                         {
                             tracing::warn!(job_id = %job.id, error = %e, "could not hand a job back; its lease will expire");
                         }
@@ -163,17 +168,17 @@ impl BackendConfig for RedisBackend {
     type Args = ClaimedJob;
     type Id = String;
     type Kind = apalis_core::backend::finalize::Ephemeral;
-    type Config = JobKind;
+    type Config = Provider;
     type Layer = AckLayer;
 
-    fn config(&self) -> &JobKind {
-        &self.kind
+    fn config(&self) -> &Provider {
+        &self.provider
     }
 
     fn middleware(&mut self, _worker: &mut WorkerContext) -> AckLayer {
         AckLayer::new(
             self.store.clone(),
-            self.kind,
+            &self.kinds,
             self.slots.clone(),
             OutcomePolicy::new(&self.store.config().queue),
             self.settings.hard_stop.clone(),

@@ -1,8 +1,9 @@
-//! The fetcher task of one queue: claims jobs into free slots and hands them to the
-//! backend's channel.
+//! The fetcher task of one provider's queues: claims jobs into free slots and hands them to
+//! the backend's channel.
 //!
 //! It claims at most as many jobs as there are free slots (so no claimed job waits while
-//! its lease runs down). When the queue is empty it blocks on the notify list
+//! its lease runs down), and only as many as the provider's rate limit admits now: the
+//! claim reserves each job's request slot, live work before bulk (see `fetch.lua`). When the queue is empty it blocks on the notify list
 //! ([`IdleWaiter`]), so an enqueue wakes an idle worker at once. Redis errors never reach
 //! apalis (an error would end the worker): the fetcher retries with backoff until Redis is
 //! back.
@@ -11,8 +12,8 @@ use super::idle_waiter::IdleWaiter;
 use super::slots::Slots;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use onboard_shared::jobs::JobKind;
-use onboard_shared::queue::keys::QueueKeys;
-use onboard_shared::queue::{Ack, ClaimedJob, JobStore};
+use onboard_shared::queue::keys::ProviderKeys;
+use onboard_shared::queue::{Ack, ClaimRequest, ClaimedJob, JobStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -22,8 +23,8 @@ const GATHER_WINDOW: Duration = Duration::from_millis(2);
 
 /// See the module documentation.
 pub struct Fetcher {
-    /// The queue.
-    pub kind: JobKind,
+    /// The kinds it claims, all of one provider.
+    pub kinds: Vec<JobKind>,
     /// Where jobs are claimed.
     pub store: JobStore,
     /// The worker's slots for this queue.
@@ -42,7 +43,11 @@ pub struct Fetcher {
 impl Fetcher {
     /// Runs until `stop` turns true.
     pub async fn run(mut self) {
-        let mut waiter = IdleWaiter::new(self.store.client().clone(), QueueKeys::new(self.kind));
+        let Some(&first) = self.kinds.first() else {
+            return;
+        };
+        let provider = first.provider();
+        let mut waiter = IdleWaiter::new(self.store.client().clone(), ProviderKeys::new(provider));
         let token_base = ulid::Ulid::new().to_string();
         let mut claims: u64 = 0;
         let mut errors = error_backoff();
@@ -63,14 +68,19 @@ impl Fetcher {
             let free = self.slots.free();
             claims += 1;
             let token = format!("{token_base}:{claims}");
-            match self
-                .store
-                .fetch(self.kind, free.min(self.batch), &token)
-                .await
-            {
+            let request = ClaimRequest {
+                kinds: &self.kinds,
+                batch: free.min(self.batch),
+                token_prefix: &token,
+                admission: true,
+            };
+            match self.store.claim(&request).await {
                 Ok(fetched) => {
                     errors = error_backoff();
-                    let idle = fetched.jobs.is_empty() && fetched.quarantined == 0;
+                    // Nothing to do now: nothing claimed, or the limit held the claim back
+                    // (the next slot is `wait_ms` away and gathering slots cannot help).
+                    let idle = fetched.wait_ms > 0
+                        || (fetched.jobs.is_empty() && fetched.quarantined == 0);
                     busy = !idle;
                     for job in fetched.jobs {
                         self.hand_over(job).await;
@@ -87,7 +97,7 @@ impl Fetcher {
                 Err(e) => {
                     busy = false;
                     let delay = errors.next().unwrap_or(Duration::from_secs(5));
-                    tracing::warn!(kind = %self.kind, error = %e, ?delay, "fetch failed; retrying");
+                    tracing::warn!(%provider, error = %e, ?delay, "fetch failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = changed(&mut self.stop) => {}
@@ -110,7 +120,7 @@ impl Fetcher {
             self.slots.release();
             let _ = self
                 .store
-                .ack(self.kind, &job.id, &job.token, &Ack::Unstarted)
+                .ack(job.kind(), &job.id, &job.token, &Ack::Unstarted)
                 .await;
         }
     }

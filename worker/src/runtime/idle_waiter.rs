@@ -4,19 +4,19 @@
 //! It owns its connection, with no response timeout: a blocking pop on the shared
 //! multiplexed connection would time out and stall every ack behind it (APALIS.md).
 
-use onboard_shared::queue::keys::QueueKeys;
+use onboard_shared::queue::keys::ProviderKeys;
 use std::time::Duration;
 
 /// See the module documentation.
 pub struct IdleWaiter {
     client: redis::Client,
-    keys: QueueKeys,
+    keys: ProviderKeys,
     conn: Option<redis::aio::MultiplexedConnection>,
 }
 
 impl IdleWaiter {
-    /// A waiter on `keys`' notify list.
-    pub fn new(client: redis::Client, keys: QueueKeys) -> Self {
+    /// A waiter on the notify list of `keys`' provider.
+    pub fn new(client: redis::Client, keys: ProviderKeys) -> Self {
         IdleWaiter {
             client,
             keys,

@@ -25,8 +25,9 @@ use super::{Ctx, Failure};
 use clap::Args;
 use futures::StreamExt;
 use onboard_producer::backfill::{FileFormat, RowError, RowKind};
-use onboard_producer::{JobsFollower, Producer};
+use onboard_producer::{JobsFollower, Producer, WorkKeys, WorkOptions};
 use onboard_shared::jobs::JobKind;
+use onboard_shared::queue::Lane;
 use passes::{Decisions, Layout};
 use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
@@ -246,12 +247,25 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
             existing: 0,
             seconds: 0.0,
             ids: Vec::new(),
+            batch: None,
         }
     } else {
-        enqueue(
-            &producer, scan.spool, layout, decisions, skip, to_enqueue, args.wait,
-        )
-        .await?
+        // One backfill run is one batch: a source of its own in the bulk lane, which can be
+        // paused, resumed and cancelled (`onboard-producer batch`).
+        let batch = producer.store().create_batch(&name).await?;
+        let options = WorkOptions {
+            keys: WorkKeys::NaturalKey,
+            lane: Some(Lane::Bulk),
+            source: Some(batch.clone()),
+        };
+        let pass = Pass {
+            total: to_enqueue,
+            keep_ids: args.wait,
+            options: &options,
+        };
+        let mut done = enqueue(&producer, scan.spool, layout, decisions, skip, pass).await?;
+        done.batch = Some(batch);
+        done
     };
     let counts = Counts {
         rows: scan.valid,
@@ -266,6 +280,7 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
             ctx,
             &producer,
             &enqueued.ids,
+            enqueued.batch.as_deref(),
             Duration::from_secs(args.timeout),
         )
         .await?;
@@ -280,6 +295,16 @@ struct Enqueued {
     existing: u64,
     seconds: f64,
     ids: Vec<String>,
+    /// The batch the run enqueued as, if it enqueued anything.
+    batch: Option<String>,
+}
+
+/// How the enqueue pass runs: how many units, whether to keep the ids (to follow them), and
+/// the batch's options.
+struct Pass<'a> {
+    total: u64,
+    keep_ids: bool,
+    options: &'a WorkOptions,
 }
 
 async fn enqueue(
@@ -288,9 +313,13 @@ async fn enqueue(
     layout: Layout,
     decisions: Decisions,
     skip: HashSet<u64>,
-    total: u64,
-    keep_ids: bool,
+    pass: Pass<'_>,
 ) -> Result<Enqueued, Failure> {
+    let Pass {
+        total,
+        keep_ids,
+        options,
+    } = pass;
     let started = Instant::now();
     let mut progress = progress::Progress::new(total, "enqueueing");
     let mut out = Enqueued {
@@ -298,6 +327,7 @@ async fn enqueue(
         existing: 0,
         seconds: 0.0,
         ids: Vec::new(),
+        batch: None,
     };
     let rx = passes::spawn_reader(
         Arc::new(spool),
@@ -310,7 +340,7 @@ async fn enqueue(
         rx.recv().await.map(|chunk| (chunk, rx))
     });
     let mut done_chunks = std::pin::pin!(chunks
-        .map(|chunk| async { passes::enqueue_chunk(producer, chunk?).await })
+        .map(|chunk| async { passes::enqueue_chunk(producer, chunk?, options).await })
         .buffered(IN_FLIGHT));
     while let Some(done) = done_chunks.next().await {
         let done = done?;
@@ -357,6 +387,7 @@ fn print_summary(ctx: &Ctx, c: &Counts<'_>, e: &Enqueued) {
         "duplicates": dup_lines,
         "rejected_rows": c.rejected,
         "seconds": e.seconds,
+        "batch": e.batch,
     });
     ctx.print(&summary, || {
         let mut s = format!(
@@ -376,6 +407,11 @@ fn print_summary(ctx: &Ctx, c: &Counts<'_>, e: &Enqueued) {
         if c.duplicates.len() > 10 {
             s.push_str(&format!("\n  ... and {} more", c.duplicates.len() - 10));
         }
+        if let Some(batch) = &e.batch {
+            s.push_str(&format!(
+                "\nbatch {batch} (onboard-producer batch status|pause|resume|cancel {batch})"
+            ));
+        }
         if e.new_jobs == 0 && c.unchanged > 0 {
             s.push_str("\nnothing new: every row to enqueue was enqueued by an earlier run");
         }
@@ -389,17 +425,32 @@ async fn follow(
     ctx: &Ctx,
     producer: &Producer,
     ids: &[String],
+    batch: Option<&str>,
     timeout: Duration,
 ) -> Result<(), Failure> {
     let mut jobs = producer.follow(ids).await?;
+    // The batch's fair share of its provider's rate, for the ETA: the limit shared by the
+    // bulk sources it competes with (live work may take some of it).
+    let share = match batch {
+        Some(id) => {
+            let s = producer.store().batch_status(id).await?;
+            (s.provider_rate > 0.0).then(|| s.provider_rate / s.bulk_sources.max(1) as f64)
+        }
+        None => None,
+    };
     let plain = !std::io::stderr().is_terminal();
     let mut last_print: Option<Instant> = None;
     let line = |jobs: &JobsFollower| {
-        jobs.counts()
+        let mut line = jobs
+            .counts()
             .iter()
             .map(|(s, n)| format!("{s} {n}"))
             .collect::<Vec<_>>()
-            .join("  ")
+            .join("  ");
+        if let Some(rate) = share {
+            line.push_str(&format!("  ETA {:.0} s", jobs.unsettled() as f64 / rate));
+        }
+        line
     };
     let open = jobs
         .settle(timeout, |jobs| {

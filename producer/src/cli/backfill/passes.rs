@@ -6,7 +6,7 @@ use super::input::{key_hash, Scan, Spool};
 use super::Failure;
 use onboard_producer::backfill::repeats::{group_key, resolve, Decision};
 use onboard_producer::backfill::{read_rows, BackfillRow, FileFormat, RowError, RowKind};
-use onboard_producer::{Producer, Work, WorkCheck, WorkKeys};
+use onboard_producer::{Producer, Work, WorkCheck, WorkKeys, WorkOptions};
 use onboard_shared::queue::Enqueued;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
@@ -239,10 +239,11 @@ pub(super) fn spawn_reader(
 pub(super) async fn enqueue_chunk(
     producer: &Producer,
     chunk: Vec<Work>,
+    options: &WorkOptions,
 ) -> Result<ChunkDone, Failure> {
     let units = chunk.len() as u64;
     let jobs = producer
-        .enqueue_work(chunk, WorkKeys::NaturalKey)
+        .enqueue_work(chunk, options)
         .await?
         .into_iter()
         .flatten()

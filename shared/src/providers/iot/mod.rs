@@ -90,6 +90,14 @@ pub struct IotClient {
 }
 
 impl IotClient {
+    /// The same client, its requests through `gate` (a job's own, holding its slot).
+    pub fn with_gate(&self, gate: Gate) -> IotClient {
+        IotClient {
+            gate,
+            ..self.clone()
+        }
+    }
+
     /// A client for the configured endpoint and credentials.
     pub fn new(cfg: &IotConfig, http: reqwest::Client, gate: Gate) -> IotClient {
         IotClient {

@@ -53,6 +53,14 @@ pub struct PolyvClient {
 }
 
 impl PolyvClient {
+    /// The same client, its requests through `gate` (a job's own, holding its slot).
+    pub fn with_gate(&self, gate: Gate) -> PolyvClient {
+        PolyvClient {
+            gate,
+            ..self.clone()
+        }
+    }
+
     /// A client for the configured base URL and credentials.
     pub fn new(cfg: &PolyvConfig, http: reqwest::Client, gate: Gate) -> PolyvClient {
         PolyvClient {

@@ -90,6 +90,14 @@ pub struct TencentCloudClient {
 }
 
 impl TencentCloudClient {
+    /// The same client, its requests through `gate` (a job's own, holding its slot).
+    pub fn with_gate(&self, gate: Gate) -> TencentCloudClient {
+        TencentCloudClient {
+            gate,
+            ..self.clone()
+        }
+    }
+
     /// A client for the configured endpoint; fails if the endpoint has no host.
     pub fn new(
         cfg: &TencentCloudConfig,

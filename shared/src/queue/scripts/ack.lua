@@ -16,7 +16,8 @@ local token = ARGV[7]
 local outcome = ARGV[8]
 local key = job_key(id)
 
-check_queue_keys('ready', 'notify', 'scheduled', 'leased', 'awaiting')
+check_ready_keys()
+check_queue_keys('scheduled', 'leased', 'awaiting')
 
 local function with(status, deps)
   local out = {status}

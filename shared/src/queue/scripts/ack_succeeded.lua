@@ -20,7 +20,7 @@ for i = 0, n - 1 do
   local base = 8 + i * 3
   local id = ARGV[base]
   local key = job_key(id)
-  local held = read_job(id, 'token', 'idem', 'code', 'deps')
+  local held = read_job(id, 'token', 'idem', 'code', 'deps', 'source')
   if not held then
     redis.call('ZREM', prefix .. 'leased', id)
     dead_wrong_type(id, 'an acknowledgement')
@@ -34,6 +34,7 @@ for i = 0, n - 1 do
     redis.call('HSET', key, 'token', '', 'updated_ms', now_text, 'state', 'succeeded',
       'result', ARGV[base + 2], 'finished_ms', now_text, 'uncertain', '0')
     if held[3] then redis.call('HDEL', key, 'code') end
+    count_source(held[5], 'succeeded')
     redis.call('EXPIRE', key, retention)
     if held[2] and held[2] ~= '' then
       redis.call('EXPIRE', prefix .. 'idem:' .. held[2], retention)

@@ -14,7 +14,9 @@ end
 local state = f[1]
 if not state then return {'missing'} end
 if state == 'succeeded' then return {'succeeded'} end
-if state == 'dead' or state == 'expired' then return {'failed', state} end
+if state == 'dead' or state == 'expired' or state == 'cancelled' then
+  return {'failed', state}
+end
 local deps_key = prefix .. 'deps:' .. parent
 if redis.call('TYPE', deps_key)['ok'] ~= 'set' then redis.call('DEL', deps_key) end
 redis.call('SADD', deps_key, ARGV[7])

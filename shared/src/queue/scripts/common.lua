@@ -1,10 +1,12 @@
 -- Shared helpers, prepended to every queue script by queue/scripts.rs.
 --
--- Every script gets KEYS[1] = its queue's ready list (it routes the call to the queue's
--- slot) and ARGV[1] = the queue's key prefix `onboard:{<kind>}:`, ARGV[2] = the events
--- stream key, ARGV[3] = the stream's approximate max length, ARGV[4] = the kind,
--- ARGV[5] = the kind's job-id prefix (`cust`, ...). Its own arguments start at ARGV[6].
--- All keys a script touches share the prefix's hash tag, so each script runs in one slot.
+-- Every script gets KEYS[1] = its provider's notify list (it routes the call to the
+-- provider's slot) and ARGV[1] = the queue's key prefix `onboard:{<provider>}:<kind>:`,
+-- ARGV[2] = the events stream key, ARGV[3] = the stream's approximate max length,
+-- ARGV[4] = the kind, ARGV[5] = the kind's job-id prefix (`cust`, ...). Its own arguments
+-- start at ARGV[6]. All keys a script touches share the provider's hash tag, so each
+-- script runs in one slot; a script about several kinds of one provider switches between
+-- them with use_kind. Key names: queue/keys.rs.
 --
 -- Two rules hold in every script:
 -- * One clock: "now" is Redis's TIME, read here. No caller's clock decides a lease, a
@@ -18,6 +20,18 @@ local events_key = ARGV[2]
 local events_maxlen = ARGV[3]
 local kind = ARGV[4]
 local id_prefix = ARGV[5]
+local provider_prefix = string.sub(prefix, 1, #prefix - #kind - 1)
+
+-- The job-id prefix of each kind (queue/ids.rs holds the same table).
+local ID_PREFIX = {['create-customer'] = 'cust', ['bind-devices'] = 'bind',
+  ['create-account'] = 'acct', ['register-user'] = 'user'}
+
+-- Makes the helpers below work on kind `k`'s queue (same provider).
+local function use_kind(k)
+  kind = k
+  prefix = provider_prefix .. k .. ':'
+  id_prefix = ID_PREFIX[k]
+end
 
 local clock = redis.call('TIME')
 local clock_ms = math.floor(tonumber(clock[2]) / 1000)
@@ -55,17 +69,52 @@ end
 -- Wakes one idle worker blocked on the notify list; a short list is enough to wake all
 -- idle workers without letting tokens pile up.
 local function wake()
-  redis.call('RPUSH', prefix .. 'notify', '1')
-  redis.call('LTRIM', prefix .. 'notify', -64, -1)
+  redis.call('RPUSH', provider_prefix .. 'notify', '1')
+  redis.call('LTRIM', provider_prefix .. 'notify', -64, -1)
 end
 
-local function make_ready(id, front)
-  if front then
-    redis.call('LPUSH', prefix .. 'ready', id)
-  else
-    redis.call('RPUSH', prefix .. 'ready', id)
+-- Moves a key of the wrong type aside and records it in the dead-letter set (defined with
+-- the other poison helpers below).
+local set_aside
+
+-- The list of due jobs of one lane and source.
+local function ready_list(lane, source)
+  return prefix .. 'ready:' .. lane .. ':' .. source
+end
+
+-- A list of `lane` and `source` that just got its first job joins the lane's ring (unless
+-- its source is paused): the claim takes from the ring's entries in turn.
+local function join_ring(lane, source)
+  redis.call('SADD', prefix .. 'sources', lane .. ':' .. source)
+  if redis.call('SISMEMBER', provider_prefix .. 'paused-sources', source) == 0 then
+    redis.call('RPUSH', provider_prefix .. 'ring:' .. lane, kind .. '|' .. source)
   end
+end
+
+-- Puts job `id` in its lane and source's ready list (at the front when `front`).
+local function push_ready(id, lane, source, front)
+  local list = ready_list(lane, source)
+  local n = redis.pcall(front and 'LPUSH' or 'RPUSH', list, id)
+  if type(n) == 'table' then
+    -- Poison: the list is of another type. Set it aside (recorded), start a fresh one.
+    set_aside(list, 'list')
+    n = redis.call(front and 'LPUSH' or 'RPUSH', list, id)
+  end
+  if n == 1 then join_ring(lane, source) end
   wake()
+end
+
+-- Puts a job that has a record back in its ready list: its lane and source are on it.
+local function make_ready(id, front)
+  local f = redis.call('HMGET', prefix .. 'job:' .. id, 'lane', 'source')
+  push_ready(id, f[1] or 'live', f[2] or 'default', front)
+end
+
+-- Counts an event of `source` (`enqueued`, `succeeded`, `dead`, `expired`, `cancelled`).
+local function count_source(source, what, n)
+  if source and source ~= '' then
+    redis.call('HINCRBY', provider_prefix .. 'source:' .. source, what, n or 1)
+  end
 end
 
 -- Moves a job to the dead-letter set with its error record (JSON text); the job's record
@@ -73,6 +122,7 @@ end
 -- caller must fail.
 local function to_dead(id, error_json)
   local key = job_key(id)
+  count_source(redis.call('HGET', key, 'source'), 'dead')
   redis.call('HSET', key, 'state', 'dead', 'error', error_json, 'finished_ms', now_text,
     'updated_ms', now_text, 'token', '')
   redis.call('HDEL', key, 'code', 'early_code', 'early_deadline_ms')
@@ -148,10 +198,24 @@ local function whole(value, default)
   return n
 end
 
--- The type each queue key must have.
+set_aside = function(key, want)
+  local found = redis.call('TYPE', key)['ok']
+  local to = move_aside(key)
+  local id = id_prefix .. '_POISON' .. sequence()
+  redis.call('HSET', job_key(id), 'payload', '', 'attempts', 0, 'max_attempts', 0,
+    'created_ms', now_text, 'poison_key', to)
+  to_dead(id, malformed('MalformedKey', 'key ' .. key .. ' was a ' .. found ..
+    ', not a ' .. want .. '; moved to ' .. to))
+end
+
+-- The type each queue key must have (its provider's keys are checked with the kind's).
 local KEY_TYPES = {
-  ready = 'list', notify = 'list', pending = 'hash', counts = 'hash', scheduled = 'zset',
-  leased = 'zset', dead = 'zset', awaiting = 'zset', waiting = 'zset',
+  pending = 'hash', counts = 'hash', scheduled = 'zset', leased = 'zset', dead = 'zset',
+  awaiting = 'zset', waiting = 'zset', sources = 'set',
+}
+local PROVIDER_KEY_TYPES = {
+  notify = 'list', ['ring:live'] = 'list', ['ring:bulk'] = 'list', lanes = 'hash',
+  weights = 'hash', ['paused-sources'] = 'set', ['paused-kinds'] = 'set',
 }
 
 -- Makes sure the queue keys a script is about to use have their types: one that does not is
@@ -162,18 +226,21 @@ local function check_queue_keys(...)
   local names = {'dead', 'counts'}
   for _, name in ipairs({...}) do names[#names + 1] = name end
   for _, name in ipairs(names) do
-    local key = prefix .. name
-    local found = redis.call('TYPE', key)['ok']
     local want = KEY_TYPES[name]
-    if found ~= 'none' and found ~= want then
-      local to = move_aside(key)
-      local id = id_prefix .. '_POISON' .. sequence()
-      redis.call('HSET', job_key(id), 'payload', '', 'attempts', 0, 'max_attempts', 0,
-        'created_ms', now_text, 'poison_key', to)
-      to_dead(id, malformed('MalformedKey', 'key ' .. key .. ' was a ' .. found ..
-        ', not a ' .. want .. '; moved to ' .. to))
+    local key = prefix .. name
+    if not want then
+      want = PROVIDER_KEY_TYPES[name]
+      key = provider_prefix .. name
     end
+    local found = redis.call('TYPE', key)['ok']
+    if found ~= 'none' and found ~= want then set_aside(key, want) end
   end
+end
+
+-- Checks the keys a script that makes jobs ready writes: the notify list, the kind's list of
+-- sources, the provider's rings and paused sources.
+local function check_ready_keys()
+  check_queue_keys('notify', 'sources', 'ring:live', 'ring:bulk', 'paused-sources')
 end
 
 -- A job enqueued straight onto the ready list has no record (hash) yet: its payload and
@@ -195,6 +262,43 @@ local function parse_pending(rec)
   local created = string.sub(rec, a + 1, b - 1)
   if not whole(max_attempts) or not whole(created) then return {'', '1', now_text, ''} end
   return {string.sub(rec, c + 1), max_attempts, created, string.sub(rec, b + 1, c - 1)}
+end
+
+-- Ends a job that has not started because its batch was cancelled: state `cancelled`,
+-- kept for the retention like any finished job, and its idempotency key released so the
+-- work can be enqueued again. `entry` is its pending entry when it has no record yet.
+-- Returns its dependents, which the caller cancels too.
+local function cancel_job(id, entry, source, retention)
+  local key = job_key(id)
+  local idem
+  if entry then
+    local p = parse_pending(entry)
+    redis.call('HDEL', prefix .. 'pending', id)
+    redis.call('HSET', key, 'payload', p[1], 'attempts', 0, 'max_attempts', p[2],
+      'created_ms', p[3], 'idem', p[4], 'lane', 'bulk', 'source', source)
+    idem = p[4]
+  else
+    idem = redis.call('HGET', key, 'idem')
+  end
+  redis.call('HSET', key, 'state', 'cancelled', 'updated_ms', now_text, 'finished_ms', now_text)
+  redis.call('ZREM', prefix .. 'scheduled', id)
+  redis.call('ZREM', prefix .. 'waiting', id)
+  if idem and idem ~= '' then
+    local idem_key = prefix .. 'idem:' .. idem
+    local holder = redis.pcall('GET', idem_key)
+    if type(holder) == 'string' and (holder == id or string.sub(holder, 1, #id + 1) == id .. '|') then
+      redis.call('DEL', idem_key)
+    end
+  end
+  redis.call('EXPIRE', key, retention)
+  redis.call('HINCRBY', prefix .. 'counts', 'cancelled', 1)
+  count_source(source, 'cancelled')
+  emit_untrimmed(id, 'cancelled')
+  local deps_key = prefix .. 'deps:' .. id
+  local deps = redis.pcall('SMEMBERS', deps_key)
+  redis.call('DEL', deps_key)
+  if deps.err then return {} end
+  return deps
 end
 
 -- Builds the record of a pending job (still queued) and removes its entry, for scripts that
@@ -225,6 +329,7 @@ end
 -- must fail.
 local function to_expired(id, retention)
   local key = job_key(id)
+  count_source(redis.call('HGET', key, 'source'), 'expired')
   redis.call('ZREM', prefix .. 'awaiting', id)
   redis.call('HSET', key, 'state', 'expired', 'updated_ms', now_text, 'finished_ms', now_text)
   redis.call('HDEL', key, 'code', 'early_code', 'early_deadline_ms')

@@ -4,7 +4,8 @@
 -- job; 'undecodable': a quarantined or malformed job, which can only be purged).
 local id = ARGV[6]
 local key = job_key(id)
-check_queue_keys('ready', 'notify', 'waiting')
+check_ready_keys()
+check_queue_keys('waiting')
 local f = read_job(id, 'state', 'parent', 'payload', 'poison_key')
 if not f then return {'wrong_state', 'malformed'} end
 if not f[1] then return {'wrong_state', job_state(id)} end

@@ -1,4 +1,5 @@
--- Enqueues one or more jobs atomically. ARGV[6] = number of jobs, then 7 values per job:
+-- Enqueues one or more jobs of one lane and source atomically. ARGV[6] = number of jobs,
+-- ARGV[7] = the lane (`live` or `bulk`), ARGV[8] = the source, then 7 values per job:
 --   id, payload, max_attempts, run_at_ms (0 = now), parent id ('' = none),
 --   idempotency key ('' = none; already hashed by the caller),
 --   payload digests (keyed, from the caller, comma-separated: one per configured encryption
@@ -18,13 +19,17 @@
 -- * a job due now with no parent gets no hash of its own yet: its payload and metadata go
 --   into the queue's `pending` hash, all in one HSET, and fetch builds the job's record when
 --   it first claims it (fetch.lua; the entry's format is pending_record in common.lua);
--- * one RPUSH of the ready ids, one counter update, one wake-up of idle workers.
+-- * one RPUSH of the ready ids (onto the lane and source's list), one counter update, one
+--   wake-up of idle workers.
 -- Scheduled jobs and jobs with a parent are written in full at once: they are not the bulk
 -- case, and other scripts look them up by their record.
 local n = tonumber(ARGV[6])
+local lane = ARGV[7]
+local source = ARGV[8]
 local per_job = 7
 
-check_queue_keys('ready', 'notify', 'pending', 'scheduled', 'waiting')
+check_ready_keys()
+check_queue_keys('pending', 'scheduled', 'waiting')
 
 -- Claims idempotency key `idem` for `id`; returns who holds it when someone does. A key of
 -- the wrong type (poison) is moved aside and recorded, then claimed afresh.
@@ -54,7 +59,7 @@ local idem_pairs = {}
 local seen = {}
 local repeated = false
 for i = 0, n - 1 do
-  local base = 7 + i * per_job
+  local base = 9 + i * per_job
   local idem = ARGV[base + 5]
   if idem ~= '' then
     if seen[idem] then repeated = true end
@@ -75,7 +80,7 @@ local added = 0
 -- the end, so job_state cannot see them yet.
 local written = {}
 for i = 0, n - 1 do
-  local base = 7 + i * per_job
+  local base = 9 + i * per_job
   local id = ARGV[base]
   local payload = ARGV[base + 1]
   local max_attempts = ARGV[base + 2]
@@ -122,7 +127,8 @@ for i = 0, n - 1 do
       end
       redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
         'max_attempts', max_attempts, 'created_ms', now_text, 'updated_ms', now_text,
-        'run_at_ms', string.format('%d', math.max(run_at, now)), 'parent', parent, 'idem', idem)
+        'run_at_ms', string.format('%d', math.max(run_at, now)), 'parent', parent, 'idem', idem,
+        'lane', lane, 'source', source)
       written[id] = state
       emit_untrimmed(id, state)
     end
@@ -134,17 +140,24 @@ for i = 0, n - 1 do
 end
 if #ready > 0 then
   redis.call('HSET', prefix .. 'pending', unpack(pending))
-  redis.call('RPUSH', prefix .. 'ready', unpack(ready))
-  -- As many wake-up tokens as jobs, capped like make_ready's: enough for every idle worker.
+  local list = ready_list(lane, source)
+  local len = redis.pcall('RPUSH', list, unpack(ready))
+  if type(len) == 'table' then
+    set_aside(list, 'list')
+    len = redis.call('RPUSH', list, unpack(ready))
+  end
+  if len == #ready then join_ring(lane, source) end
+  -- As many wake-up tokens as jobs, capped like wake's: enough for every idle worker.
   local tokens = {}
   for i = 1, math.min(#ready, 64) do tokens[i] = '1' end
-  redis.call('RPUSH', prefix .. 'notify', unpack(tokens))
-  redis.call('LTRIM', prefix .. 'notify', -64, -1)
+  redis.call('RPUSH', provider_prefix .. 'notify', unpack(tokens))
+  redis.call('LTRIM', provider_prefix .. 'notify', -64, -1)
 end
 -- An idle fetcher sleeping past a new run-at time learns of it now.
 if scheduled_any and #ready == 0 then wake() end
 if added > 0 then
   redis.call('HINCRBY', prefix .. 'counts', 'enqueued', added)
+  count_source(source, 'enqueued', added)
   trim_events()
 end
 return out

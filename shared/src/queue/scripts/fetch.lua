@@ -1,142 +1,272 @@
--- Claims up to ARGV[6] due jobs and gives each a lease until now + ARGV[7] ms.
--- ARGV[8] = a token prefix unique to this claim; each job's lease token is prefix:i.
--- Before claiming, it promotes due scheduled jobs and takes back jobs whose lease expired
--- (recovery is keyed on jobs, whoever held them). Every range is bounded by LIMIT.
--- Returns {wait_ms, n, then 9 values per job:
---   id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures}
--- where wait_ms is how long the caller may sleep before something here falls due (at most
--- a second), measured on Redis's clock, so a caller's own clock never enters it.
--- A record that cannot be used is dead-lettered here with its reason (common.lua); the
--- other jobs of the batch are claimed as usual.
+-- Claims due jobs of one provider's kinds for a worker, in the order the provider's capacity
+-- should go: live before bulk (bulk keeps a minimum share), round-robin between sources
+-- within a lane, and only as many as the provider's rate limit admits now. Each claimed
+-- job's request slot is reserved here, so a claimed job never waits at the gate holding a
+-- worker slot while a later live job could have gone first.
+--
+-- ARGV[6] = most jobs to claim, ARGV[7] = lease (ms), ARGV[8] = a token prefix unique to
+-- this claim (each job's lease token is prefix:i), ARGV[9] = the provider limit's rate in
+-- requests per second (0 = no limit), ARGV[10] = the guard at the end of each second (µs,
+-- see slots.lua), ARGV[11] = how far ahead a slot may be reserved (ms), ARGV[12] = live
+-- claims after which bulk is owed one (its minimum share; 0 = never owed), ARGV[13] = the
+-- limit's slot key, ARGV[14] = retention of finished jobs (s), ARGV[15] = number of kinds
+-- this worker runs, then the kinds. The kind in ARGV[4] is the first of them.
+--
+-- Before claiming, for each kind it promotes due scheduled jobs and takes back jobs whose
+-- lease expired (recovery is keyed on jobs, whoever held them). Every range is bounded.
+--
+-- Returns {wait_ms, n, then 12 values per job:
+--   id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures,
+--   lane, delay_us (until its reserved request slot), waited_ms (since it was enqueued)}
+-- where wait_ms is 0 when the caller should claim again at once, else how long it may sleep
+-- before something here falls due or the limit admits another request (at most a second),
+-- on Redis's clock.
 local batch = tonumber(ARGV[6])
 local lease_ms = tonumber(ARGV[7])
-local lease_until = string.format('%d', now + lease_ms)
 local token_prefix = ARGV[8]
+local rate = tonumber(ARGV[9])
+local guard = tonumber(ARGV[10])
+local lead = tonumber(ARGV[11]) * 1000
+local live_per_bulk = tonumber(ARGV[12])
+local slot_key = ARGV[13]
+local retention = ARGV[14]
+local kinds = {}
+for i = 1, tonumber(ARGV[15]) do kinds[i] = ARGV[15 + i] end
+local now_us = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 
-check_queue_keys('ready', 'notify', 'pending', 'scheduled', 'leased')
+check_queue_keys('notify', 'ring:live', 'ring:bulk', 'lanes', 'weights', 'paused-sources',
+  'paused-kinds')
+local enabled = {}
+for _, k in ipairs(kinds) do enabled[k] = true end
+local paused = {}
+for _, k in ipairs(redis.call('SMEMBERS', provider_prefix .. 'paused-kinds')) do paused[k] = true end
 
--- 1. Scheduled jobs that are due join the ready list.
-local due = redis.call('ZRANGEBYSCORE', prefix .. 'scheduled', '-inf', now_text, 'LIMIT', '0', '1000')
-for _, id in ipairs(due) do
-  redis.call('ZREM', prefix .. 'scheduled', id)
-  local f = read_job(id, 'state')
-  if not f then
-    dead_wrong_type(id, 'scheduled set')
-  elseif not f[1] then
-    dead_no_record(id, 'scheduled set')
-  elseif f[1] == 'retry_scheduled' or f[1] == 'scheduled' then
-    redis.call('HSET', job_key(id), 'state', 'queued', 'updated_ms', now_text)
-    make_ready(id, false)
-    emit(id, 'queued')
-  end
-end
-
--- 2. Expired leases: the holder died or hung. The attempt's outcome is unknown, so the
--- job is flagged uncertain (creates reconcile first) and goes to the front of the line.
-local expired = redis.call('ZRANGEBYSCORE', prefix .. 'leased', '-inf', now_text, 'LIMIT', '0', '100')
-for _, id in ipairs(expired) do
-  redis.call('ZREM', prefix .. 'leased', id)
-  redis.call('HINCRBY', prefix .. 'counts', 'leases_expired', 1)
-  local f = read_job(id, 'state', 'attempts', 'max_attempts')
-  if not f then
-    dead_wrong_type(id, 'leased set')
-  elseif not f[1] then
-    dead_no_record(id, 'leased set')
-  elseif f[1] == 'running' then
-    local attempts, max_attempts = whole(f[2], 0), whole(f[3], 1)
-    if not attempts then
-      dead_bad_field(id, 'attempts', 'a whole number')
-    elseif not max_attempts then
-      dead_bad_field(id, 'max_attempts', 'a whole number')
-    else
-      local key = job_key(id)
-      redis.call('HSET', key, 'uncertain', 1, 'token', '', 'updated_ms', now_text)
-      if attempts >= max_attempts then
-        to_dead(id, cjson.encode({class = 'lease_expired', code = 'LeaseExpired',
-          message = 'lease expired on the last allowed attempt; attempts used up'}))
-      else
-        redis.call('HSET', key, 'state', 'queued')
-        make_ready(id, true)
-        emit(id, 'queued', 'reason', 'lease expired')
-      end
+-- 1. and 2., per kind: due scheduled jobs join their ready list; expired leases are taken
+-- back (their attempt's outcome is unknown: uncertain, and to the front of the line).
+local wait = 1000
+for _, k in ipairs(kinds) do
+  use_kind(k)
+  check_queue_keys('pending', 'scheduled', 'leased', 'sources')
+  local due = redis.call('ZRANGEBYSCORE', prefix .. 'scheduled', '-inf', now_text, 'LIMIT', '0', '1000')
+  for _, id in ipairs(due) do
+    redis.call('ZREM', prefix .. 'scheduled', id)
+    local f = read_job(id, 'state')
+    if not f then
+      dead_wrong_type(id, 'scheduled set')
+    elseif not f[1] then
+      dead_no_record(id, 'scheduled set')
+    elseif f[1] == 'retry_scheduled' or f[1] == 'scheduled' then
+      redis.call('HSET', job_key(id), 'state', 'queued', 'updated_ms', now_text)
+      make_ready(id, false)
+      emit(id, 'queued')
     end
   end
-end
-
--- 3. Claim. Most jobs are claimed for the first time after a bulk enqueue: their entries
--- come out of `pending` with one HMGET and one HDEL for the whole batch, and all leases go
--- into one ZADD; per job there is one HSET (the record) and the event.
-local out = {}
-local n = 0
-local leases = {}
--- Leases a claimed job and adds it to the reply; `f` holds the record's fields read for a
--- job claimed from its record (uncertain, phase, code, code_failures), empty otherwise.
-local function claimed(id, payload, attempts, max_attempts, token, f)
-  leases[#leases + 1] = lease_until
-  leases[#leases + 1] = id
-  emit_untrimmed(id, 'running', 'attempt', attempts)
-  n = n + 1
-  out[#out + 1] = id
-  out[#out + 1] = payload
-  out[#out + 1] = attempts
-  out[#out + 1] = max_attempts
-  out[#out + 1] = token
-  out[#out + 1] = f[5] or '0'
-  out[#out + 1] = f[6] or ''
-  out[#out + 1] = f[7] or ''
-  out[#out + 1] = f[8] or '0'
-end
-local ids = redis.call('LPOP', prefix .. 'ready', batch)
-if ids then
-  local entries = redis.call('HMGET', prefix .. 'pending', unpack(ids))
-  local taken = {}
-  local seen = {}
-  for i, id in ipairs(ids) do
-    local key = job_key(id)
-    local token = token_prefix .. ':' .. i
-    -- (`seen`: an id listed twice in one batch must not be claimed twice from its entry.)
-    if entries[i] and not seen[id] then
-      seen[id] = true
-      local p = parse_pending(entries[i])
-      taken[#taken + 1] = id
-      redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', '1',
-        'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now_text, 'run_at_ms', p[3],
-        'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text)
-      claimed(id, p[1], '1', p[2], token, {})
-    else
-      local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
-        'uncertain', 'phase', 'code', 'code_failures')
-      if not f then
-        dead_wrong_type(id, 'ready list')
-      elseif not f[1] then
-        dead_no_record(id, 'ready list')
-      elseif f[1] == 'queued' then
-        local attempts = whole(f[3], 0)
-        if not attempts then
-          dead_bad_field(id, 'attempts', 'a whole number')
-        elseif not whole(f[4], nil) then
-          dead_bad_field(id, 'max_attempts', 'a whole number')
+  local expired = redis.call('ZRANGEBYSCORE', prefix .. 'leased', '-inf', now_text, 'LIMIT', '0', '100')
+  for _, id in ipairs(expired) do
+    redis.call('ZREM', prefix .. 'leased', id)
+    redis.call('HINCRBY', prefix .. 'counts', 'leases_expired', 1)
+    local f = read_job(id, 'state', 'attempts', 'max_attempts')
+    if not f then
+      dead_wrong_type(id, 'leased set')
+    elseif not f[1] then
+      dead_no_record(id, 'leased set')
+    elseif f[1] == 'running' then
+      local attempts, max_attempts = whole(f[2], 0), whole(f[3], 1)
+      if not attempts then
+        dead_bad_field(id, 'attempts', 'a whole number')
+      elseif not max_attempts then
+        dead_bad_field(id, 'max_attempts', 'a whole number')
+      else
+        local key = job_key(id)
+        redis.call('HSET', key, 'uncertain', 1, 'token', '', 'updated_ms', now_text)
+        if attempts >= max_attempts then
+          to_dead(id, cjson.encode({class = 'lease_expired', code = 'LeaseExpired',
+            message = 'lease expired on the last allowed attempt; attempts used up'}))
         else
-          attempts = string.format('%d', attempts + 1)
-          redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
-            'started_ms', now_text, 'updated_ms', now_text)
-          claimed(id, f[2] or '', attempts, f[4], token, f)
+          redis.call('HSET', key, 'state', 'queued')
+          make_ready(id, true)
+          emit(id, 'queued', 'reason', 'lease expired')
         end
       end
-      -- Any other state: a stale ready entry for a job that has moved on; drop it.
     end
   end
-  if #taken > 0 then redis.call('HDEL', prefix .. 'pending', unpack(taken)) end
-  if #leases > 0 then redis.call('ZADD', prefix .. 'leased', unpack(leases)) end
+  local s = redis.call('ZRANGE', prefix .. 'scheduled', 0, 0, 'WITHSCORES')
+  if s[2] then wait = math.min(wait, tonumber(s[2]) - now) end
+  local l = redis.call('ZRANGE', prefix .. 'leased', 0, 0, 'WITHSCORES')
+  if l[2] then wait = math.min(wait, tonumber(l[2]) - now) end
+end
+
+-- 3. How many requests the provider admits now: none while it asked everyone to slow down;
+-- else its free slots up to `lead` ahead (slots.lua; `slot` is the next free one).
+local room = batch
+local slot = nil
+local cooldown = redis.call('PTTL', provider_prefix .. 'rl:cooldown')
+if cooldown > 0 then
+  room = 0
+  wait = math.min(wait, cooldown)
+elseif rate > 0 then
+  slot = read_slot(slot_key, now_us, rate, guard)
+  room = 0
+  local s = slot
+  while room < batch and slot_time(s, rate, guard) <= now_us + lead do
+    room = room + 1
+    s = slot_after(s, rate)
+  end
+end
+
+-- 4. Choose whose jobs go first. A lane's ring lists its `<kind>|<source>` lists with work;
+-- taking from the head entry `weight` times moves it to the back (round-robin between
+-- sources). Live goes first, unless bulk is owed its share.
+local lanes_key = provider_prefix .. 'lanes'
+local live_since_bulk = whole(redis.call('HGET', lanes_key, 'live_since_bulk'), 0) or 0
+local weights_key = provider_prefix .. 'weights'
+local chosen = {}
+
+-- The next job id of `lane`'s ring, with its kind and source; nil when none is claimable.
+local function take(lane)
+  local ring = provider_prefix .. 'ring:' .. lane
+  for _ = 1, redis.call('LLEN', ring) do
+    local entry = redis.call('LINDEX', ring, 0)
+    if not entry then return nil end
+    local bar = string.find(entry, '|', 1, true)
+    local k = bar and string.sub(entry, 1, bar - 1)
+    local source = bar and string.sub(entry, bar + 1)
+    if not k or not ID_PREFIX[k] then
+      redis.call('LREM', ring, 1, entry)
+    elseif not enabled[k] or paused[k] then
+      redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+    else
+      use_kind(k)
+      local list = ready_list(lane, source)
+      local id = redis.pcall('LPOP', list)
+      if type(id) == 'table' then
+        set_aside(list, 'list')
+        id = false
+      end
+      local turn = 'turn:' .. entry
+      if not id then
+        redis.call('LREM', ring, 1, entry)
+        redis.call('HDEL', lanes_key, turn)
+        redis.call('SREM', prefix .. 'sources', lane .. ':' .. source)
+      else
+        local weight = whole(redis.call('HGET', weights_key, source), 1) or 1
+        if redis.call('LLEN', list) == 0 then
+          redis.call('LREM', ring, 1, entry)
+          redis.call('HDEL', lanes_key, turn)
+          redis.call('SREM', prefix .. 'sources', lane .. ':' .. source)
+        elseif redis.call('HINCRBY', lanes_key, turn, 1) >= weight then
+          redis.call('HDEL', lanes_key, turn)
+          redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+        end
+        return id, k, source
+      end
+    end
+  end
+  return nil
+end
+
+while #chosen < room do
+  local first, second = 'live', 'bulk'
+  if live_per_bulk > 0 and live_since_bulk >= live_per_bulk then first, second = 'bulk', 'live' end
+  local lane = first
+  local id, k, source = take(first)
+  if not id then
+    lane = second
+    id, k, source = take(second)
+  end
+  if not id then break end
+  if lane == 'live' then
+    live_since_bulk = live_since_bulk + 1
+  else
+    live_since_bulk = 0
+  end
+  chosen[#chosen + 1] = {id, k, lane, source}
+end
+redis.call('HSET', lanes_key, 'live_since_bulk', string.format('%d', live_since_bulk))
+
+-- 5. Claim them. A job of a cancelled batch is cancelled instead; a record that cannot be
+-- used is dead-lettered; each job claimed takes the next request slot.
+local out = {}
+local n = 0
+local cancelled_sources = {}
+local function batch_cancelled(source)
+  if cancelled_sources[source] == nil then
+    local state = redis.call('HGET', provider_prefix .. 'source:' .. source, 'state')
+    cancelled_sources[source] = state == 'cancelled'
+  end
+  return cancelled_sources[source]
+end
+
+for i, c in ipairs(chosen) do
+  local id, k, lane, source = c[1], c[2], c[3], c[4]
+  use_kind(k)
+  local key = job_key(id)
+  local token = token_prefix .. ':' .. i
+  local entry = redis.call('HGET', prefix .. 'pending', id)
+  local row = nil
+  if batch_cancelled(source) then
+    -- Its dependents (in its batch too) are cancelled when the sweeper re-checks them.
+    cancel_job(id, entry, source, retention)
+  elseif entry then
+    local p = parse_pending(entry)
+    redis.call('HDEL', prefix .. 'pending', id)
+    redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', '1',
+      'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now_text, 'run_at_ms', p[3],
+      'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text, 'lane', lane,
+      'source', source)
+    row = {id, p[1], '1', p[2], token, '0', '', '', '0', whole(p[3], now) or now}
+  else
+    local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
+      'uncertain', 'phase', 'code', 'code_failures', 'created_ms')
+    if not f then
+      dead_wrong_type(id, 'ready list')
+    elseif not f[1] then
+      dead_no_record(id, 'ready list')
+    elseif f[1] == 'queued' then
+      local attempts = whole(f[3], 0)
+      if not attempts then
+        dead_bad_field(id, 'attempts', 'a whole number')
+      elseif not whole(f[4], nil) then
+        dead_bad_field(id, 'max_attempts', 'a whole number')
+      else
+        attempts = string.format('%d', attempts + 1)
+        redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
+          'started_ms', now_text, 'updated_ms', now_text)
+        row = {id, f[2] or '', attempts, f[4], token, f[5] or '0', f[6] or '', f[7] or '',
+          f[8] or '0', whole(f[9], now) or now}
+      end
+    end
+    -- Any other state: a stale ready entry for a job that has moved on; drop it.
+  end
+  if row then
+    local delay = 0
+    if slot then
+      delay = math.max(0, slot_time(slot, rate, guard) - now_us)
+      slot = slot_after(slot, rate)
+    end
+    redis.call('ZADD', prefix .. 'leased',
+      string.format('%d', now + math.floor(delay / 1000) + lease_ms), id)
+    emit_untrimmed(id, 'running', 'attempt', row[3])
+    n = n + 1
+    for j = 1, 9 do out[#out + 1] = row[j] end
+    out[#out + 1] = lane
+    out[#out + 1] = string.format('%d', delay)
+    out[#out + 1] = math.max(0, now - row[10])
+  end
 end
 if n > 0 then trim_events() end
-
--- How long the caller may sleep even if nobody wakes it.
-local wait = 1000
-local s = redis.call('ZRANGE', prefix .. 'scheduled', 0, 0, 'WITHSCORES')
-if s[2] then wait = math.min(wait, tonumber(s[2]) - now) end
-local l = redis.call('ZRANGE', prefix .. 'leased', 0, 0, 'WITHSCORES')
-if l[2] then wait = math.min(wait, tonumber(l[2]) - now) end
+-- wait_ms: 0 after a claim, so the caller claims again at once; else how long it may sleep.
+-- Out of slots, it is the time until the next one comes within reach (also after a claim).
+local held_back = cooldown > 0
+if slot then
+  write_slot(slot_key, slot, now_us, rate, guard)
+  local next_at = slot_time(slot, rate, guard)
+  if next_at > now_us + lead then
+    held_back = true
+    wait = math.min(wait, math.ceil((next_at - lead - now_us) / 1000))
+  end
+end
+if n > 0 and not held_back then wait = 0 end
 if wait < 0 then wait = 0 end
 
 local head = {wait, n}

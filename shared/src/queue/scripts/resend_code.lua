@@ -2,7 +2,8 @@
 -- ARGV[6] = id. Returns {'ok'} or {'wrong_state', state} ('missing': no such job).
 local id = ARGV[6]
 local key = job_key(id)
-check_queue_keys('ready', 'notify', 'awaiting')
+check_ready_keys()
+check_queue_keys('awaiting')
 local f = read_job(id, 'state')
 if not f then return {'wrong_state', 'malformed'} end
 local state = f[1]

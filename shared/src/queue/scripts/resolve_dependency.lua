@@ -1,12 +1,15 @@
 -- Runs in the CHILD's queue once its parent ended: a waiting child becomes queued (parent
 -- succeeded; scheduled instead when its own run-at time is still ahead) or dead with
--- "dependency failed" (parent failed). Idempotent.
--- ARGV[6] = child id, ARGV[7] = '1' parent succeeded / '0' failed, ARGV[8] = error_json.
--- Returns {'queued'}, {'scheduled'}, {'dead'} or {'noop', state}.
+-- "dependency failed" (parent failed), or cancelled with its cancelled parent. Idempotent.
+-- ARGV[6] = child id, ARGV[7] = '1' parent succeeded / '0' failed / 'c' cancelled,
+-- ARGV[8] = error_json, ARGV[9] = retention of finished jobs (s).
+-- Returns {'queued'}, {'scheduled'}, {'dead'}, {'cancelled', dependent refs...} or
+-- {'noop', state}.
 local id = ARGV[6]
 local key = job_key(id)
-check_queue_keys('ready', 'notify', 'scheduled', 'waiting')
-local f = read_job(id, 'state', 'run_at_ms')
+check_ready_keys()
+check_queue_keys('scheduled', 'waiting')
+local f = read_job(id, 'state', 'run_at_ms', 'source')
 if not f then
   redis.call('ZREM', prefix .. 'waiting', id)
   dead_wrong_type(id, 'a dependency resolution')
@@ -26,6 +29,12 @@ if ARGV[7] == '1' then
   make_ready(id, false)
   emit(id, 'queued', 'reason', 'dependency succeeded')
   return {'queued'}
+end
+if ARGV[7] == 'c' then
+  local out = {'cancelled'}
+  for _, d in ipairs(cancel_job(id, nil, f[3], ARGV[9])) do out[#out + 1] = d end
+  trim_events()
+  return out
 end
 to_dead(id, ARGV[8])
 return {'dead'}

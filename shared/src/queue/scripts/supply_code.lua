@@ -8,7 +8,8 @@
 -- passed, and the sweeper's expire_codes.lua moves it to expired).
 local id = ARGV[6]
 local key = job_key(id)
-check_queue_keys('ready', 'notify', 'awaiting')
+check_ready_keys()
+check_queue_keys('awaiting')
 local f = read_job(id, 'state', 'deadline_ms', 'phase', 'early_code')
 if not f then return {'wrong_state', 'malformed'} end
 if not f[1] then return {'wrong_state', job_state(id)} end

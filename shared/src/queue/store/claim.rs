@@ -2,15 +2,20 @@
 //! does not decode, and renew a running job's lease. `fetch.lua` also promotes due
 //! scheduled jobs and takes back jobs whose lease expired, whoever held them.
 
+use super::dependencies::ParentOutcome;
 use super::{JobStore, QueueError};
 use crate::jobs::{Job, JobKind};
-use crate::queue::claimed::ClaimedJob;
+use crate::providers::Limit;
+use crate::queue::claimed::{ClaimedJob, ReservedSlot};
 use crate::queue::error_record::ErrorRecord;
+use crate::queue::ids::kind_of_id;
 use crate::queue::keys::QueueKeys;
 use crate::queue::replies::{AckReply, FetchReply, FetchedRow, MalformedRow};
 use crate::queue::scripts;
+use crate::ratelimit::{live_per_bulk, SECOND_GUARD};
 use crate::secret::Secret;
 use crate::ErrorClass;
+use std::time::{Duration, Instant};
 
 /// A batch claimed by [`JobStore::fetch`].
 #[derive(Debug)]
@@ -24,30 +29,83 @@ pub struct Fetched {
     pub wait_ms: u64,
 }
 
+/// What a worker asks of a claim: jobs of some kinds of one provider.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest<'a> {
+    /// The kinds this worker runs, all of one provider (the first names the queue the
+    /// call is routed by).
+    pub kinds: &'a [JobKind],
+    /// Most jobs to claim (the worker's free slots).
+    pub batch: usize,
+    /// Unique to this claim; each job's lease token is `<prefix>:<n>`.
+    pub token_prefix: &'a str,
+    /// Whether to admit only what the provider's rate limit allows now, reserving each
+    /// job's request slot (the worker does); without, every due job may be claimed.
+    pub admission: bool,
+}
+
 impl JobStore {
-    /// Claims up to `batch` due jobs of `kind`, leased for the configured lease. Jobs whose
-    /// payload does not decode are quarantined here and not returned. A quarantine that
-    /// fails (Redis went away) is logged and left for later: that job's lease runs out and
-    /// it is claimed, and quarantined, again; the good jobs of the batch are returned all
-    /// the same, so none of them is left leased with nobody running it.
+    /// Claims up to `batch` due jobs of `kind`, leased for the configured lease, without
+    /// rate-limit admission (tools and tests; the worker uses [`JobStore::claim`]).
     pub async fn fetch(
         &self,
         kind: JobKind,
         batch: usize,
         token_prefix: &str,
     ) -> Result<Fetched, QueueError> {
-        let keys = QueueKeys::new(kind);
+        self.claim(&ClaimRequest {
+            kinds: &[kind],
+            batch,
+            token_prefix,
+            admission: false,
+        })
+        .await
+    }
+
+    /// Claims due jobs of one provider's kinds in the order its capacity should go (live
+    /// first, bulk keeping its minimum share, round-robin between sources), and with
+    /// `admission` only as many as its limit admits now, each with its request slot
+    /// reserved (`fetch.lua`). Jobs whose payload does not decode are quarantined here and
+    /// not returned. A quarantine that fails (Redis went away) is logged and left for
+    /// later: that job's lease runs out and it is claimed, and quarantined, again; the good
+    /// jobs of the batch are returned all the same, so none of them is left leased with
+    /// nobody running it.
+    pub async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Fetched, QueueError> {
+        let Some(&first) = request.kinds.first() else {
+            return Ok(Fetched {
+                jobs: Vec::new(),
+                quarantined: 0,
+                wait_ms: 1_000,
+            });
+        };
+        let keys = QueueKeys::new(first);
+        let provider = first.provider();
+        let limit = first.action().limit;
+        let rate = match request.admission {
+            true => limit.rate(&self.cfg.limits).unwrap_or(0.0),
+            false => 0.0,
+        };
         let mut inv = self.script(&scripts::FETCH, &keys);
-        inv.arg(batch.max(1))
+        inv.arg(request.batch.max(1))
             .arg(self.cfg.queue.lease_ms)
-            .arg(token_prefix);
+            .arg(request.token_prefix)
+            .arg(rate.to_string())
+            .arg(SECOND_GUARD.as_micros() as u64)
+            .arg(self.cfg.queue.max_inline_wait_ms)
+            .arg(live_per_bulk(self.cfg.limits.bulk_min_share))
+            .arg(keys.provider().limit_slot(limit))
+            .arg(self.cfg.queue.retention_secs.max(1))
+            .arg(request.kinds.len());
+        for kind in request.kinds.iter().filter(|k| k.provider() == provider) {
+            inv.arg(kind.as_str());
+        }
         let reply = FetchReply::decode(&self.run_list(inv).await?)?;
         let mut jobs = Vec::with_capacity(reply.rows.len());
         let mut quarantined = 0;
         for row in reply.rows {
-            match row.and_then(|row| self.decode_claim(kind, row)) {
+            match row.and_then(|row| self.decode_claim(row, rate > 0.0, limit)) {
                 Ok(job) => jobs.push(job),
-                Err(bad) => match self.quarantine(&keys, &bad).await {
+                Err(bad) => match self.quarantine(&bad).await {
                     Ok(()) => quarantined += 1,
                     Err(e) => {
                         tracing::warn!(job_id = %bad.id, error = %e, "could not quarantine an undecodable job yet; its lease will run out and it is tried again");
@@ -63,7 +121,12 @@ impl JobStore {
     }
 
     /// Opens a claimed row's payload and code.
-    fn decode_claim(&self, kind: JobKind, row: FetchedRow) -> Result<ClaimedJob, MalformedRow> {
+    fn decode_claim(
+        &self,
+        row: FetchedRow,
+        reserved: bool,
+        limit: Limit,
+    ) -> Result<ClaimedJob, MalformedRow> {
         let bad = |reason: String| MalformedRow {
             id: row.id.clone(),
             token: row.token.clone(),
@@ -75,6 +138,7 @@ impl JobStore {
             .map_err(|e| bad(format!("payload: {e}")))?;
         let job: Job = serde_json::from_slice(&plain)
             .map_err(|e| bad(format!("payload does not decode: {e}")))?;
+        let kind = kind_of_id(&row.id).ok_or_else(|| bad("not a job id".to_string()))?;
         if job.kind() != kind {
             return Err(bad(format!(
                 "payload is a {} job in the {kind} queue",
@@ -102,18 +166,26 @@ impl JobStore {
             phase: row.phase,
             verify_code,
             code_failures: row.code_failures,
+            lane: row.lane,
+            slot: reserved.then(|| ReservedSlot {
+                limit,
+                at: Instant::now() + Duration::from_micros(row.delay_us),
+            }),
+            waited_ms: row.waited_ms,
         })
     }
 
     /// Moves a claimed job that cannot run to the dead-letter set, with the reason.
-    async fn quarantine(&self, keys: &QueueKeys, bad: &MalformedRow) -> Result<(), QueueError> {
+    async fn quarantine(&self, bad: &MalformedRow) -> Result<(), QueueError> {
+        let keys = &self.keys_for(&bad.id)?;
         tracing::warn!(job_id = %bad.id, kind = %keys.kind(), reason = %bad.reason, "quarantined an undecodable job");
         let err = ErrorRecord::new(ErrorClass::Undecodable, "Undecodable", bad.reason.clone());
         let mut inv = self.script(&scripts::QUARANTINE, keys);
         inv.arg(&bad.id).arg(&bad.token).arg(err.to_json());
         let reply = AckReply::decode(&self.run_list(inv).await?)?;
         let why = format!("parent {} failed", bad.id);
-        self.resolve_children(&reply.dependents, false, &why).await
+        self.resolve_children(&reply.dependents, &ParentOutcome::Failed(why))
+            .await
     }
 
     /// Extends a running job's lease. `false` means the lease was lost.

@@ -1,6 +1,7 @@
 //! Verify codes of `create-account` jobs: supplying one (at most once), sending a job back
 //! through phase 1 for a new one, and expiring jobs whose deadline passed.
 
+use super::dependencies::ParentOutcome;
 use super::{refused, JobStore, QueueError};
 use crate::jobs::JobKind;
 use crate::queue::keys::QueueKeys;
@@ -45,8 +46,11 @@ impl JobStore {
         let mut inv = self.script(&scripts::EXPIRE_CODES, &QueueKeys::new(kind));
         inv.arg(self.cfg.queue.retention_secs.max(1));
         let reply = ExpiredReply::decode(&self.run_list(inv).await?)?;
-        self.resolve_children(&reply.dependents, false, "its parent expired")
-            .await?;
+        self.resolve_children(
+            &reply.dependents,
+            &ParentOutcome::Failed("its parent expired".into()),
+        )
+        .await?;
         Ok(reply.count)
     }
 }

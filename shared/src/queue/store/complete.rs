@@ -2,6 +2,7 @@
 //! (`ack.lua`), or the successes of many jobs in one call (`ack_succeeded.lua`). When a job
 //! ends, its dependents are resolved in their own queues.
 
+use super::dependencies::ParentOutcome;
 use super::{JobStore, QueueError};
 use crate::jobs::JobKind;
 use crate::queue::ack::{Ack, AckStatus};
@@ -74,7 +75,7 @@ impl JobStore {
         let reply = AckReply::decode(&self.run_list(inv).await?)?;
         if reply.status == AckStatus::Dead {
             let why = format!("parent {id} failed");
-            self.resolve_children(&reply.dependents, false, &why)
+            self.resolve_children(&reply.dependents, &ParentOutcome::Failed(why))
                 .await?;
         }
         Ok(reply.status)
@@ -103,7 +104,10 @@ impl JobStore {
             if reply.status == AckStatus::Succeeded {
                 // The success is recorded whatever happens next: a child not resolved here
                 // is found by the sweeper's check of waiting jobs.
-                if let Err(e) = self.resolve_children(&reply.dependents, true, "").await {
+                if let Err(e) = self
+                    .resolve_children(&reply.dependents, &ParentOutcome::Succeeded)
+                    .await
+                {
                     tracing::warn!(job_id = %id, error = %e, "dependents not resolved yet; the sweeper will");
                 }
             }

@@ -15,7 +15,32 @@ use crate::ErrorClass;
 use redis::Value;
 use std::time::Duration;
 
+/// How a parent ended, for its waiting children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ParentOutcome {
+    /// It succeeded: they run.
+    Succeeded,
+    /// It failed (why): they are dead with "dependency failed".
+    Failed(String),
+    /// It was cancelled with its batch: so are they.
+    Cancelled,
+}
+
 impl JobStore {
+    /// Resolves one waiting child.
+    async fn resolve_child(
+        &self,
+        kind: JobKind,
+        id: &str,
+        parent: ParentOutcome,
+    ) -> Result<(), QueueError> {
+        let child = ChildRef {
+            kind,
+            id: id.to_string(),
+        };
+        self.resolve_children(&[child], &parent).await
+    }
+
     /// Registers child `id` (of `kind`) with its parent; resolves it at once when the
     /// parent already ended. Also what the sweeper calls for children left waiting.
     pub async fn link_dependency(
@@ -38,7 +63,8 @@ impl JobStore {
         for &(kind, id, parent) in children {
             let Some(parent_kind) = kind_of_id(parent) else {
                 let why = format!("parent {parent} is not a job id");
-                self.resolve_dependency(kind, id, false, &why).await?;
+                self.resolve_child(kind, id, ParentOutcome::Failed(why))
+                    .await?;
                 continue;
             };
             let mut inv = self.script(&scripts::ADD_DEPENDENT, &QueueKeys::new(parent_kind));
@@ -51,54 +77,49 @@ impl JobStore {
         }
         let replies: Vec<Vec<Value>> = self.query_pipeline(&pipe).await?;
         for ((kind, id, parent), reply) in linked.into_iter().zip(replies) {
-            match ParentState::decode(&reply)? {
-                ParentState::Pending => {}
-                ParentState::Succeeded => self.resolve_dependency(kind, id, true, "").await?,
+            let outcome = match ParentState::decode(&reply)? {
+                ParentState::Pending => continue,
+                ParentState::Succeeded => ParentOutcome::Succeeded,
+                ParentState::Failed(state) if state == "cancelled" => ParentOutcome::Cancelled,
                 ParentState::Failed(state) => {
-                    let why = format!("parent {parent} is {state}");
-                    self.resolve_dependency(kind, id, false, &why).await?
+                    ParentOutcome::Failed(format!("parent {parent} is {state}"))
                 }
                 ParentState::Missing => {
-                    let why = format!("parent {parent} does not exist");
-                    self.resolve_dependency(kind, id, false, &why).await?
+                    ParentOutcome::Failed(format!("parent {parent} does not exist"))
                 }
-            }
+            };
+            self.resolve_child(kind, id, outcome).await?;
         }
         Ok(())
     }
 
-    /// A waiting child becomes queued (`ok`) or dead with "dependency failed: `why`".
-    async fn resolve_dependency(
+    /// Resolves waiting children of a parent that ended: queued (or scheduled) when it
+    /// succeeded, dead with "dependency failed" when it failed, cancelled when it was
+    /// cancelled (and then their own children too).
+    pub(super) async fn resolve_children(
         &self,
-        kind: JobKind,
-        id: &str,
-        ok: bool,
-        why: &str,
+        children: &[ChildRef],
+        parent: &ParentOutcome,
     ) -> Result<(), QueueError> {
+        let (flag, why) = match parent {
+            ParentOutcome::Succeeded => ("1", String::new()),
+            ParentOutcome::Failed(why) => ("0", why.clone()),
+            ParentOutcome::Cancelled => ("c", String::new()),
+        };
         let err = ErrorRecord::new(
             ErrorClass::DependencyFailed,
             "DependencyFailed",
             format!("dependency failed: {why}"),
         );
-        let mut inv = self.script(&scripts::RESOLVE_DEPENDENCY, &QueueKeys::new(kind));
-        inv.arg(id)
-            .arg(if ok { "1" } else { "0" })
-            .arg(err.to_json());
-        let _: Vec<Value> = self.run(inv).await?;
-        Ok(())
-    }
-
-    /// Resolves the children a finished parent's script returned: queued when `ok`, else
-    /// dead with "dependency failed: `why`".
-    pub(super) async fn resolve_children(
-        &self,
-        children: &[ChildRef],
-        ok: bool,
-        why: &str,
-    ) -> Result<(), QueueError> {
-        for child in children {
-            self.resolve_dependency(child.kind, &child.id, ok, why)
-                .await?;
+        let mut todo: Vec<ChildRef> = children.to_vec();
+        while let Some(child) = todo.pop() {
+            let mut inv = self.script(&scripts::RESOLVE_DEPENDENCY, &QueueKeys::new(child.kind));
+            inv.arg(&child.id)
+                .arg(flag)
+                .arg(err.to_json())
+                .arg(self.cfg.queue.retention_secs.max(1));
+            // A cancelled child's own children are cancelled in turn.
+            todo.extend(replies::cancelled_dependents(&self.run_list(inv).await?)?);
         }
         Ok(())
     }
@@ -115,7 +136,8 @@ impl JobStore {
         let waiting = replies::still_waiting(&self.run_list(inv).await?)?;
         for (id, parent) in &waiting {
             if parent.is_empty() {
-                self.resolve_dependency(kind, id, true, "").await?;
+                self.resolve_child(kind, id, ParentOutcome::Succeeded)
+                    .await?;
             } else {
                 self.link_dependency(kind, id, parent).await?;
             }

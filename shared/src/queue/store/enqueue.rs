@@ -6,8 +6,8 @@
 use super::{JobStore, QueueError};
 use crate::jobs::{Job, JobKind};
 use crate::queue::ids::new_job_id;
-use crate::queue::keys::QueueKeys;
-use crate::queue::options::{EnqueueOptions, Enqueued, KeyCheck};
+use crate::queue::keys::{source_name, QueueKeys};
+use crate::queue::options::{EnqueueOptions, Enqueued, KeyCheck, Lane};
 use crate::queue::replies::{self, EnqueueReply};
 use crate::queue::scripts;
 use redis::Value;
@@ -21,34 +21,57 @@ const PER_PIPELINE: usize = 2_000;
 const IN_FLIGHT: usize = 4;
 
 impl JobStore {
-    /// Enqueues one job. Validation is the caller's (the producer validates every field).
+    /// Enqueues one job, in the live lane unless its options say otherwise. Validation is
+    /// the caller's (the producer validates every field).
     pub async fn enqueue(&self, job: &Job, opts: &EnqueueOptions) -> Result<Enqueued, QueueError> {
         let mut out = self
-            .enqueue_many(std::slice::from_ref(&(job.clone(), opts.clone())))
+            .enqueue_in(
+                std::slice::from_ref(&(job.clone(), opts.clone())),
+                Lane::Live,
+            )
             .await?;
         out.pop()
             .ok_or_else(|| QueueError::Protocol("enqueue returned nothing".into()))
     }
 
-    /// Enqueues many jobs, grouped per queue, up to [`PER_CALL`] per script call. Calls go
-    /// out in pipelines of a few thousand jobs with several in flight, so encoding the next
-    /// batch overlaps Redis running the previous one; they are sent in order, which keeps
-    /// FIFO. Results come back in input order.
+    /// Enqueues many jobs, in the bulk lane unless their options say otherwise.
     pub async fn enqueue_many(
         &self,
         jobs: &[(Job, EnqueueOptions)],
     ) -> Result<Vec<Enqueued>, QueueError> {
+        self.enqueue_in(jobs, Lane::Bulk).await
+    }
+
+    /// Enqueues jobs grouped per queue, lane and source, up to [`PER_CALL`] per script call;
+    /// `lane` is the lane of jobs whose options name none. Calls go out in pipelines of a few
+    /// thousand jobs with several in flight, so encoding the next batch overlaps Redis
+    /// running the previous one; they are sent in order, which keeps FIFO. Results come back
+    /// in input order.
+    async fn enqueue_in(
+        &self,
+        jobs: &[(Job, EnqueueOptions)],
+        lane: Lane,
+    ) -> Result<Vec<Enqueued>, QueueError> {
         use futures::{StreamExt, TryStreamExt};
-        let mut by_kind: HashMap<JobKind, Vec<usize>> = HashMap::new();
-        for (i, (job, _)) in jobs.iter().enumerate() {
-            by_kind.entry(job.kind()).or_default().push(i);
+        let mut groups: HashMap<Line, Vec<usize>> = HashMap::new();
+        for (i, (job, opts)) in jobs.iter().enumerate() {
+            let line = Line {
+                kind: job.kind(),
+                lane: opts.lane.unwrap_or(lane),
+                source: source_name(opts.source.as_deref().unwrap_or("default")),
+            };
+            groups.entry(line).or_default().push(i);
         }
-        let batches: Vec<(JobKind, &[usize])> = by_kind
-            .iter()
-            .flat_map(|(kind, indexes)| indexes.chunks(PER_PIPELINE).map(move |c| (*kind, c)))
-            .collect();
-        let done: Vec<Vec<(usize, EnqueueReply)>> = futures::stream::iter(batches)
-            .map(|(kind, indexes)| self.enqueue_batch(kind, indexes, jobs))
+        // The calls as futures first, then a stream of them: a closure taking references
+        // and returning a future (`stream.map(|..| async ..)`) would keep this future from
+        // being provably `Send`, and an app could not spawn an enqueue.
+        let mut calls = Vec::new();
+        for (line, indexes) in &groups {
+            for chunk in indexes.chunks(PER_PIPELINE) {
+                calls.push(self.enqueue_batch(line, chunk, jobs));
+            }
+        }
+        let done: Vec<Vec<(usize, EnqueueReply)>> = futures::stream::iter(calls)
             .buffered(IN_FLIGHT)
             .try_collect()
             .await?;
@@ -180,18 +203,21 @@ impl JobStore {
         Ok(())
     }
 
-    /// One pipeline of enqueue script calls for jobs `indexes` of one kind.
+    /// One pipeline of enqueue script calls for jobs `indexes` of one line.
     async fn enqueue_batch(
         &self,
-        kind: JobKind,
+        line: &Line,
         indexes: &[usize],
         jobs: &[(Job, EnqueueOptions)],
     ) -> Result<Vec<(usize, EnqueueReply)>, QueueError> {
+        let kind = line.kind;
         let keys = QueueKeys::new(kind);
         let mut pipe = redis::pipe();
         for chunk in indexes.chunks(PER_CALL) {
             let mut inv = self.script(&scripts::ENQUEUE, &keys);
-            inv.arg(chunk.len());
+            inv.arg(chunk.len())
+                .arg(line.lane.as_str())
+                .arg(&line.source);
             for &i in chunk {
                 let (job, opts) = &jobs[i];
                 let payload = payload(job)?;
@@ -223,6 +249,14 @@ impl JobStore {
             .unwrap_or_else(|| self.cfg.queue.max_attempts.get(kind))
             .max(1)
     }
+}
+
+/// Where a group of jobs waits: its queue, lane and source (one ready list).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Line {
+    kind: JobKind,
+    lane: Lane,
+    source: String,
 }
 
 /// A job's payload as stored (sealed) and digested: its JSON.

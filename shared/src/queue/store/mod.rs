@@ -10,6 +10,8 @@
 //! * `dependencies`: children waiting on a parent;
 //! * `codes`: verify codes (supply, resend, expire);
 //! * `admin`: status, dead letters, statistics;
+//! * `control`: pausing a job kind, and batches (register, list, count, pause, resume,
+//!   cancel);
 //! * `keyring`: which encryption keys Redis's data is sealed with, and re-sealing it.
 //!
 //! The store is cheap to clone (one multiplexed, auto-reconnecting connection underneath)
@@ -19,11 +21,13 @@ mod admin;
 mod claim;
 mod codes;
 mod complete;
+mod control;
 mod dependencies;
 mod enqueue;
 mod keyring;
 
-pub use claim::Fetched;
+pub use claim::{ClaimRequest, Fetched};
+pub use control::{BatchState, BatchStatus};
 pub use keyring::RekeyReport;
 
 use super::cipher::{Cipher, CipherError};
@@ -162,9 +166,9 @@ impl JobStore {
     /// takes first (see `common.lua`); the caller adds the script's own.
     fn script<'s>(&self, script: &'s Script, keys: &QueueKeys) -> ScriptInvocation<'s> {
         let mut inv = script.prepare_invoke();
-        // KEYS[1] routes the call to the queue's slot; the scripts build the rest of the
-        // keys from the prefix, which carries the same hash tag.
-        inv.key(keys.ready())
+        // KEYS[1] routes the call to the provider's slot; the scripts build the rest of
+        // the keys from the prefix, which carries the same hash tag.
+        inv.key(keys.provider().notify())
             .arg(keys.prefix())
             .arg(events::stream_key(keys.kind()))
             .arg(self.cfg.queue.events_maxlen)
