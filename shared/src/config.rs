@@ -171,6 +171,9 @@ pub struct RateLimits {
     /// The share of each provider's rate the bulk lane keeps when live work could take it
     /// all (0 to 1; 0.1 = one request in ten).
     pub bulk_min_share: f64,
+    /// How far ahead (ms) a claim reserves request slots: a live job waits at most about
+    /// this long behind bulk work already claimed. Long enough to cover a claim's round trip.
+    pub reserve_ahead_ms: u64,
 }
 
 impl Default for RateLimits {
@@ -182,6 +185,7 @@ impl Default for RateLimits {
             get_country_codes: 5.0,
             polyv: 100.0,
             bulk_min_share: 0.1,
+            reserve_ahead_ms: 100,
         }
     }
 }

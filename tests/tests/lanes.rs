@@ -109,7 +109,7 @@ async fn admission_at_the_limit_keeps_claimed_bulk_from_holding_live_work_back()
     // reserved at most a second ahead.
     let s = store(&redis, |c| {
         c.limits.iot = 10.0;
-        c.queue.max_inline_wait_ms = 1_000;
+        c.limits.reserve_ahead_ms = 1_000;
     })
     .await;
     enqueue(&s, "bulk", 100, Lane::Bulk, "backfill").await;

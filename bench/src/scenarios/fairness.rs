@@ -163,7 +163,15 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     backfill(&store, "fb", rows_b).await?;
     let sent = live.await.context("live load task")??;
     let end = unix_ms();
-    let created = creates_of(&sandbox).await?;
+    // The last live jobs reach the provider within their wait: give them a few seconds.
+    let mut created = creates_of(&sandbox).await?;
+    let settle = Instant::now();
+    while sent.keys().any(|id| !created.contains_key(id))
+        && settle.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        created = creates_of(&sandbox).await?;
+    }
     let stats = sandbox.stats().await?;
     drop(workers);
 

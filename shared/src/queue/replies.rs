@@ -154,6 +154,8 @@ pub(super) struct MalformedRow {
 pub(super) struct FetchReply {
     /// How long the fetcher may sleep before something falls due (ms, Redis's clock).
     pub wait_ms: u64,
+    /// The limit (or the provider's pause), not a lack of work, stopped the claim.
+    pub held_back: bool,
     pub rows: Vec<Result<FetchedRow, MalformedRow>>,
 }
 
@@ -162,7 +164,7 @@ const FETCH_ROW_LEN: usize = 12;
 
 impl FetchReply {
     pub(super) fn decode(reply: &[Value]) -> Result<FetchReply, QueueError> {
-        let [wait, n, rows @ ..] = reply else {
+        let [wait, held_back, n, rows @ ..] = reply else {
             return Err(protocol("fetch reply too short"));
         };
         let n = value_u64(n)? as usize;
@@ -171,6 +173,7 @@ impl FetchReply {
         }
         Ok(FetchReply {
             wait_ms: value_u64(wait)?,
+            held_back: value_u64(held_back)? == 1,
             rows: rows
                 .chunks(FETCH_ROW_LEN)
                 .map(FetchedRow::decode)
@@ -541,7 +544,7 @@ mod tests {
                 Value::Int(1000),
             ]
         };
-        let mut reply = vec![Value::Int(5), Value::Int(2)];
+        let mut reply = vec![Value::Int(5), Value::Int(0), Value::Int(2)];
         reply.extend(row("1"));
         reply.extend(row("x"));
         let fetched = FetchReply::decode(&reply).unwrap();

@@ -54,9 +54,15 @@ local function read_slot(key, now_us, rate, guard)
       if not s[1] then s = nil end
     end
   end
-  if not s or slot_time(s, rate, guard) < now_us then
-    return slot_at_or_after(now_us, rate, guard)
+  -- A slot already past is still used while its own second lasts (short of the guard): a
+  -- worker that woke a little late sends at once, still within that second's count, and
+  -- the slot is not lost. A slot of a second gone is.
+  if s and slot_time(s, rate, guard) < now_us then
+    local same_second = s[2] and s[1] == math.floor(now_us / 1000000)
+      and now_us < (s[1] + 1) * 1000000 - guard
+    if not same_second then s = nil end
   end
+  if not s then return slot_at_or_after(now_us, rate, guard) end
   return s
 end
 

@@ -77,18 +77,25 @@ impl Fetcher {
             match self.store.claim(&request).await {
                 Ok(fetched) => {
                     errors = error_backoff();
-                    // Nothing to do now: nothing claimed, or the limit held the claim back
-                    // (the next slot is `wait_ms` away and gathering slots cannot help).
                     let idle = fetched.wait_ms > 0
                         || (fetched.jobs.is_empty() && fetched.quarantined == 0);
                     busy = !idle;
                     for job in fetched.jobs {
                         self.hand_over(job).await;
                     }
-                    if idle {
-                        let wait = Duration::from_millis(fetched.wait_ms.clamp(10, 1_000));
+                    let wait = Duration::from_millis(fetched.wait_ms.clamp(1, 1_000));
+                    if fetched.held_back {
+                        // The limit's next slot is `wait` away, whatever is enqueued
+                        // meanwhile: sleep exactly that long (a blocking pop's timeout is
+                        // only as fine as Redis's housekeeping tick, 100 ms).
                         tokio::select! {
-                            _ = waiter.wait(wait) => {}
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = changed(&mut self.stop) => {}
+                            _ = changed(&mut self.shutdown) => {}
+                        }
+                    } else if idle {
+                        tokio::select! {
+                            _ = waiter.wait(wait.max(Duration::from_millis(10))) => {}
                             _ = changed(&mut self.stop) => {}
                             _ = changed(&mut self.shutdown) => {}
                         }

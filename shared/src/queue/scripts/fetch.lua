@@ -15,7 +15,8 @@
 -- Before claiming, for each kind it promotes due scheduled jobs and takes back jobs whose
 -- lease expired (recovery is keyed on jobs, whoever held them). Every range is bounded.
 --
--- Returns {wait_ms, n, then 12 values per job:
+-- Returns {wait_ms, held_back (1 when the limit, not a lack of work, stopped the claim), n,
+-- then 12 values per job:
 --   id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures,
 --   lane, delay_us (until its reserved request slot), waited_ms (since it was enqueued)}
 -- where wait_ms is 0 when the caller should claim again at once, else how long it may sleep
@@ -269,6 +270,6 @@ end
 if n > 0 and not held_back then wait = 0 end
 if wait < 0 then wait = 0 end
 
-local head = {wait, n}
+local head = {wait, held_back and 1 or 0, n}
 for _, v in ipairs(out) do head[#head + 1] = v end
 return head

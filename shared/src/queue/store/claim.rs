@@ -25,8 +25,11 @@ pub struct Fetched {
     /// Jobs whose payload did not decode; already moved to the dead-letter set.
     pub quarantined: usize,
     /// How long the caller may sleep before something falls due, even if nothing wakes it
-    /// (ms, measured on Redis's clock).
+    /// (ms, measured on Redis's clock); 0 to claim again at once.
     pub wait_ms: u64,
+    /// The provider's limit (or its pause), not a lack of work, stopped the claim: the
+    /// next slot is `wait_ms` away, whatever arrives meanwhile.
+    pub held_back: bool,
 }
 
 /// What a worker asks of a claim: jobs of some kinds of one provider.
@@ -76,6 +79,7 @@ impl JobStore {
                 jobs: Vec::new(),
                 quarantined: 0,
                 wait_ms: 1_000,
+                held_back: false,
             });
         };
         let keys = QueueKeys::new(first);
@@ -91,7 +95,7 @@ impl JobStore {
             .arg(request.token_prefix)
             .arg(rate.to_string())
             .arg(SECOND_GUARD.as_micros() as u64)
-            .arg(self.cfg.queue.max_inline_wait_ms)
+            .arg(self.cfg.limits.reserve_ahead_ms)
             .arg(live_per_bulk(self.cfg.limits.bulk_min_share))
             .arg(keys.provider().limit_slot(limit))
             .arg(self.cfg.queue.retention_secs.max(1))
@@ -117,6 +121,7 @@ impl JobStore {
             jobs,
             quarantined,
             wait_ms: reply.wait_ms,
+            held_back: reply.held_back,
         })
     }
 
