@@ -5,6 +5,7 @@
 //! unreachable, ...), 3 a wait that timed out. Every error is printed once, here.
 
 mod cli;
+mod serve;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -13,6 +13,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+mod api;
+pub use api::{ApiConfig, ApiRole, ApiToken, WebhookConfig};
+
 /// Sandbox credentials: what `onboard-sandbox` accepts when no `ONBOARD_*` credential is set.
 /// Public by design; they only ever work against the local sandbox.
 pub mod sandbox_defaults {
@@ -296,6 +299,8 @@ pub struct Config {
     /// Benchmarks only: answer every job in-process without calling any provider, to
     /// measure the queue alone. Refused outside the sandbox profile.
     pub stub_providers: bool,
+    /// The HTTP API (`onboard-producer serve`).
+    pub api: ApiConfig,
 }
 
 impl Default for Config {
@@ -312,6 +317,7 @@ impl Default for Config {
             limits: RateLimits::default(),
             queue: QueueConfig::default(),
             stub_providers: false,
+            api: ApiConfig::default(),
         }
     }
 }

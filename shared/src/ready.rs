@@ -7,3 +7,6 @@ pub const WORKER: &str = "onboard-worker ready: metrics on";
 
 /// `onboard-sandbox`: `<SANDBOX> http://127.0.0.1:<port>`.
 pub const SANDBOX: &str = "onboard-sandbox listening on";
+
+/// `onboard-producer serve`: `<SERVER> http://127.0.0.1:<port>`.
+pub const SERVER: &str = "onboard-producer serving the HTTP API on";

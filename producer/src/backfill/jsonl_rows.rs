@@ -41,6 +41,11 @@ impl<R: Read> JsonlRows<R> {
         self.io_error.take()
     }
 
+    /// One JSON object of the fixed `kind`, on its own (an HTTP request's body).
+    pub(super) fn object(text: &str, kind: RowKind) -> Result<BackfillRow, RowError> {
+        JsonlRows::new(std::io::empty(), Some(kind)).row(1, text.trim())
+    }
+
     fn row(&self, line: u64, text: &str) -> Result<BackfillRow, RowError> {
         // Only the position: serde_json's syntax errors name no value.
         let value: Json = serde_json::from_str(text)

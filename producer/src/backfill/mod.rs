@@ -208,6 +208,13 @@ pub fn read_rows<R: Read>(reader: R, format: FileFormat, kind: Option<RowKind>) 
     })
 }
 
+/// Parses, normalises and validates one JSON object holding the fields of a `kind` row, by
+/// the rules and with the messages of a JSON Lines row (the HTTP API's job bodies). The
+/// error's line is 1.
+pub fn parse_object(text: &str, kind: RowKind) -> Result<Work, RowError> {
+    jsonl_rows::JsonlRows::<std::io::Empty>::object(text, kind).map(|row| row.item)
+}
+
 /// The rows of one input (see [`read_rows`]).
 pub struct Rows<R: Read>(Format<R>);
 

@@ -1,11 +1,12 @@
 //! Command-line definitions and dispatch. Each command lives in its own module.
 
-mod backfill;
+pub(crate) mod backfill;
 mod control;
 mod demo;
 mod enqueue;
 mod inspect;
 mod rekey;
+mod token;
 
 use clap::{Parser, Subcommand};
 use onboard_producer::{Producer, ProducerError};
@@ -96,6 +97,10 @@ enum Command {
     /// Re-encrypt everything in Redis with the first key of ONBOARD_ENCRYPTION_KEY (key
     /// rotation: configure `new,old`, run this, then configure `new` alone).
     Rekey,
+    /// Serve the HTTP API (see the README's HTTP API section).
+    Serve(crate::serve::ServeArgs),
+    /// Print a new random API token and the SHA-256 to configure for it.
+    Token,
 }
 
 /// A failed command: what to print and the exit code.
@@ -150,12 +155,12 @@ impl From<QueueError> for Failure {
 
 /// What every command gets.
 pub struct Ctx {
-    cfg: Config,
+    pub(crate) cfg: Config,
     json: bool,
 }
 
 impl Ctx {
-    async fn producer(&self) -> Result<Producer, Failure> {
+    pub(crate) async fn producer(&self) -> Result<Producer, Failure> {
         Producer::connect(&self.cfg).await.map_err(|e| match e {
             ProducerError::Queue(QueueError::Cipher(c)) => Failure::invalid(c.to_string()),
             ProducerError::Queue(e @ QueueError::KeyMismatch { .. }) => {
@@ -205,5 +210,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Queue(cmd) => control::queue(&ctx, cmd).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Rekey => rekey::run(&ctx).await,
+        Command::Serve(args) => crate::serve::run(&ctx, args).await,
+        Command::Token => token::run(&ctx),
     }
 }

@@ -20,6 +20,7 @@ mod input;
 mod passes;
 mod progress;
 mod rejects;
+pub(crate) mod upload;
 
 use super::{Ctx, Failure};
 use clap::Args;
@@ -194,15 +195,7 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
     }
 
     let producer = ctx.producer().await?;
-    let mut checked = passes::check(&producer, &scan.spool, layout, &decisions).await?;
-    // A changed unit takes the rows merged into it (or repeating it) along.
-    let followers: Vec<RowError> = checked
-        .changed
-        .iter()
-        .flat_map(|e| decisions.followers(e))
-        .collect();
-    checked.changed.extend(followers);
-    checked.changed.sort_by_key(|e| e.line);
+    let checked = passes::check(&producer, &scan.spool, layout, &decisions).await?;
     if !checked.changed.is_empty() && !args.skip_invalid {
         let title = format!(
             "{} row(s) of {name} changed since an earlier run enqueued them ({} unchanged, {} new); nothing was enqueued:",
@@ -242,13 +235,7 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
     }
     let enqueued = if checked.new == 0 && !args.wait {
         // Every unit is already enqueued with the same payload: a pass would write nothing.
-        Enqueued {
-            new_jobs: 0,
-            existing: 0,
-            seconds: 0.0,
-            ids: Vec::new(),
-            batch: None,
-        }
+        Enqueued::nothing()
     } else {
         // One backfill run is one batch: a source of its own in the bulk lane, which can be
         // paused, resumed and cancelled (`onboard-producer batch`).
@@ -261,6 +248,7 @@ pub async fn run(ctx: &Ctx, args: BackfillArgs) -> Result<(), Failure> {
         let pass = Pass {
             total: to_enqueue,
             keep_ids: args.wait,
+            quiet: false,
             options: &options,
         };
         let mut done = enqueue(&producer, scan.spool, layout, decisions, skip, pass).await?;
@@ -299,11 +287,26 @@ struct Enqueued {
     batch: Option<String>,
 }
 
+impl Enqueued {
+    /// Nothing enqueued (yet).
+    fn nothing() -> Self {
+        Enqueued {
+            new_jobs: 0,
+            existing: 0,
+            seconds: 0.0,
+            ids: Vec::new(),
+            batch: None,
+        }
+    }
+}
+
 /// How the enqueue pass runs: how many units, whether to keep the ids (to follow them), and
 /// the batch's options.
 struct Pass<'a> {
     total: u64,
     keep_ids: bool,
+    /// No progress lines (a server answering an upload).
+    quiet: bool,
     options: &'a WorkOptions,
 }
 
@@ -318,17 +321,12 @@ async fn enqueue(
     let Pass {
         total,
         keep_ids,
+        quiet,
         options,
     } = pass;
     let started = Instant::now();
-    let mut progress = progress::Progress::new(total, "enqueueing");
-    let mut out = Enqueued {
-        new_jobs: 0,
-        existing: 0,
-        seconds: 0.0,
-        ids: Vec::new(),
-        batch: None,
-    };
+    let mut progress = (!quiet).then(|| progress::Progress::new(total, "enqueueing"));
+    let mut out = Enqueued::nothing();
     let rx = passes::spawn_reader(
         Arc::new(spool),
         layout,
@@ -354,9 +352,13 @@ async fn enqueue(
                 out.ids.push(e.id.clone());
             }
         }
-        progress.inc(done.units);
+        if let Some(p) = progress.as_mut() {
+            p.inc(done.units);
+        }
     }
-    progress.finish();
+    if let Some(p) = progress {
+        p.finish();
+    }
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
 }

@@ -150,7 +150,8 @@ pub(super) struct Checked {
     pub changed: Vec<RowError>,
 }
 
-/// Asks the queue, chunk by chunk, what enqueuing every unit would do.
+/// Asks the queue, chunk by chunk, what enqueuing every unit would do; the rows of a
+/// changed unit (and those that go with it) are in `changed`, in line order.
 pub(super) async fn check(
     producer: &Producer,
     spool: &Spool,
@@ -194,6 +195,14 @@ pub(super) async fn check(
             }
         }
     }
+    // A changed unit takes the rows merged into it (or repeating it) along.
+    let followers: Vec<RowError> = out
+        .changed
+        .iter()
+        .flat_map(|e| decisions.followers(e))
+        .collect();
+    out.changed.extend(followers);
+    out.changed.sort_by_key(|e| e.line);
     Ok(out)
 }
 

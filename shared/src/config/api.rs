@@ -1,0 +1,131 @@
+//! The HTTP API's configuration (`[api]`): where `onboard-producer serve` listens, its body
+//! limit, the per-token request rate, and the bearer tokens it accepts.
+//!
+//! Tokens are kept hashed: `sha256` is the lowercase hex SHA-256 of the token
+//! (`onboard-producer token` prints a new random token and its hash). Each token has a
+//! name (the source its jobs carry in the fair shares), the job kinds it may enqueue and a
+//! role. In TOML:
+//!
+//! ```toml
+//! [[api.tokens]]
+//! name = "signup-app"
+//! sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//! kinds = ["create-account", "register-user"]
+//! role = "app"
+//! ```
+
+use crate::jobs::JobKind;
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+
+/// What a token may do besides enqueueing its kinds and reading jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiRole {
+    /// Enqueue its kinds, read and follow jobs, supply verify codes, upload batches.
+    #[default]
+    App,
+    /// Everything an app may, plus dead letters, queue and batch pauses, cancels, stats.
+    Operator,
+}
+
+impl ApiRole {
+    /// `app` or `operator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiRole::App => "app",
+            ApiRole::Operator => "operator",
+        }
+    }
+}
+
+/// Where a token's jobs' terminal states are POSTed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The receiver's URL.
+    pub url: String,
+    /// The HMAC-SHA256 key of the `Onboard-Signature` header (never sent).
+    pub secret: Secret,
+}
+
+/// One bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it; the source its jobs carry (`[a-z0-9_-]`, 1 to 64).
+    pub name: String,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+    /// The job kinds it may enqueue (empty: none).
+    #[serde(default)]
+    pub kinds: Vec<JobKind>,
+    /// Its role.
+    #[serde(default)]
+    pub role: ApiRole,
+    /// Where its jobs' terminal states are POSTed, if anywhere.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where `serve` listens unless `--listen` says otherwise.
+    pub listen: String,
+    /// The largest request body, in bytes, for single requests (413 above it).
+    pub body_limit_bytes: usize,
+    /// The largest batch upload, in bytes (413 above it).
+    pub batch_limit_bytes: u64,
+    /// Requests per second one token may make (429 with `Retry-After` above it).
+    pub rate_per_sec: u32,
+    /// How many requests a token may make at once above its rate.
+    pub burst: u32,
+    /// The tokens accepted.
+    pub tokens: Vec<ApiToken>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8090".into(),
+            body_limit_bytes: 64 * 1024,
+            batch_limit_bytes: 1 << 30,
+            rate_per_sec: 2_000,
+            burst: 2_000,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// Problems that make the token table unusable: a hash that is not 64 hex digits, a
+    /// name repeated or malformed. Names what is wrong, never a hash.
+    pub fn check(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for t in &self.tokens {
+            let name_ok = !t.name.is_empty()
+                && t.name.len() <= 64
+                && t.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return Err(format!(
+                    "api.tokens: name {:?} must be 1 to 64 of a-z, 0-9, - and _",
+                    t.name
+                ));
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(format!("api.tokens: name {} is used twice", t.name));
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "api.tokens: {}: sha256 must be 64 hex digits (onboard-producer token)",
+                    t.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
