@@ -95,6 +95,34 @@ impl WorkerProcess {
     }
 }
 
+/// A running `onboard-producer serve`.
+pub struct ApiServerProcess {
+    /// The process (killed on drop).
+    pub process: Process,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl ApiServerProcess {
+    /// Starts `onboard-producer --config <config> serve` on a free port, with none of the
+    /// caller's `ONBOARD_*` variables.
+    pub fn start(config: &std::path::Path) -> Result<ApiServerProcess, HarnessError> {
+        let mut cmd = Command::new(binary("onboard-producer")?);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ONBOARD_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("ONBOARD_LOG", "warn");
+        let (process, line) = Process::start(cmd, onboard_shared::ready::SERVER)?;
+        let url = address(&line)?.to_string();
+        Ok(ApiServerProcess { process, url })
+    }
+}
+
 /// Where Debian's `libfaketime` package puts the library (the `faketime` package needs it).
 fn libfaketime() -> Result<&'static str, HarnessError> {
     const PLACES: [&str; 2] = [

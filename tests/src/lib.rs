@@ -2,6 +2,7 @@
 //! with the benchmarks and the demo), with blocking helpers for the tests: the sandbox's
 //! admin endpoints, a worker with test options, and waiting on many jobs.
 
+pub mod api;
 pub mod fixtures;
 pub mod scrape;
 
