@@ -10,13 +10,6 @@ if [ $# -ne 1 ]; then
     exit 2
 fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-venv="${ONBOARD_PYVENV:-$root/target/pyvenv}"
-
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import tencentcloud.common.common_client' 2>/dev/null; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check tencentcloud-sdk-python-common
-fi
-exec "$venv/bin/python" "$here/tc_sdk_check.py" "$1"
+. "$here/venv.sh"
+python_with tencentcloud.common.common_client tencentcloud-sdk-python-common
+exec "$py" "$here/tc_sdk_check.py" "$1"

@@ -16,6 +16,8 @@ pub struct TokenSpec {
     pub kinds: Vec<String>,
     /// `app` or `operator`.
     pub role: String,
+    /// Its own rate and burst.
+    pub rate: Option<(u32, u32)>,
     /// A webhook URL and signing secret.
     pub webhook: Option<(String, String)>,
 }
@@ -31,6 +33,7 @@ impl TokenSpec {
                 .map(|k| k.as_str().to_string())
                 .collect(),
             role: role.into(),
+            rate: None,
             webhook: None,
         }
     }
@@ -38,6 +41,12 @@ impl TokenSpec {
     /// Only these kinds.
     pub fn kinds(mut self, kinds: &[&str]) -> TokenSpec {
         self.kinds = kinds.iter().map(|k| k.to_string()).collect();
+        self
+    }
+
+    /// With its own rate (requests per second) and burst.
+    pub fn rate(mut self, per_sec: u32, burst: u32) -> TokenSpec {
+        self.rate = Some((per_sec, burst));
         self
     }
 
@@ -73,6 +82,9 @@ impl ApiServer {
                 kinds.join(", "),
                 t.role
             );
+            if let Some((per_sec, burst)) = t.rate {
+                let _ = writeln!(toml, "rate_per_sec = {per_sec}\nburst = {burst}");
+            }
             if let Some((url, secret)) = &t.webhook {
                 let _ = write!(
                     toml,

@@ -130,16 +130,11 @@ fn ops() -> TokenSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_status_has_the_one_shape() {
     let redis = RedisServer::start();
-    let slow = TokenSpec::new("slow", "app");
+    let slow = TokenSpec::new("slow", "app").rate(1, 2);
     let server = ApiServer::start(
         &redis,
-        &[app(), ops()],
-        "rate_per_sec = 1000\nburst = 1000\nbody_limit_bytes = 4096",
-    );
-    let slow_server = ApiServer::start(
-        &redis,
-        std::slice::from_ref(&slow),
-        "rate_per_sec = 1\nburst = 2",
+        &[app(), ops(), slow.clone()],
+        "body_limit_bytes = 4096",
     );
     let api = Api::new(&server);
     let (app, ops) = (app().token, ops().token);
@@ -293,10 +288,9 @@ async fn every_error_status_has_the_one_shape() {
     assert_eq!(e["field"], "code");
 
     // 429 with Retry-After past the token's rate (1/s, a burst of 2).
-    let slow_api = Api::new(&slow_server);
     let mut limited = None;
     for _ in 0..10 {
-        let a = slow_api.get("/v1/jobs/cust_x", &slow.token).await;
+        let a = api.get("/v1/jobs/cust_x", &slow.token).await;
         if a.status == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(a);
             break;
@@ -634,4 +628,43 @@ async fn sse_follows_jobs_to_the_end_and_codes_are_supplied_over_http() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let a = api.get(&format!("/v1/jobs/{dead_id}"), &ops).await;
     error_of(&a, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[test]
+fn python_client_end_to_end() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    let _worker = Worker::start(&redis, &sandbox, quick());
+    let (app, ops, slow) = (
+        TokenSpec::new("py-app", "app"),
+        TokenSpec::new("py-ops", "operator"),
+        TokenSpec::new("py-slow", "app").rate(1, 2),
+    );
+    let server = ApiServer::start(
+        &redis,
+        &[app.clone(), ops.clone(), slow.clone()],
+        "body_limit_bytes = 4096",
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/http_run.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .args([
+            server.url(),
+            sandbox.url(),
+            &app.token,
+            &ops.token,
+            &slow.token,
+        ])
+        .output()
+        .expect("run tests/python/http_run.sh");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "the Python client failed (needs python3 and PyPI access on first run):\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log:\n{}",
+        server.logs()
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }

@@ -2,8 +2,8 @@
 //!
 //! The configuration keeps each token's SHA-256; a presented token is hashed and compared
 //! with every configured hash in constant time (`subtle`), so neither the comparison nor
-//! which entry matched shows in the timing. Each token has a request rate (`governor`,
-//! keyed by token name): over it, 429 with `Retry-After`.
+//! which entry matched shows in the timing. Each token has its own request rate
+//! (`governor`): over it, 429 with `Retry-After`.
 
 use super::errors::{ApiError, ErrorCode};
 use super::AppState;
@@ -11,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use onboard_shared::config::{ApiConfig, ApiRole, ApiToken};
 use onboard_shared::jobs::JobKind;
 use sha2::{Digest, Sha256};
@@ -32,10 +32,16 @@ pub fn new_token() -> String {
     format!("onb_{}", hex::encode(bytes))
 }
 
-/// The configured tokens and their rate limiter.
+/// One configured token: its hash, its settings and its rate.
+struct Entry {
+    hash: [u8; 32],
+    token: Arc<ApiToken>,
+    limiter: DefaultDirectRateLimiter,
+}
+
+/// The configured tokens.
 pub struct Tokens {
-    entries: Vec<([u8; 32], Arc<ApiToken>)>,
-    limiter: DefaultKeyedRateLimiter<String>,
+    entries: Vec<Entry>,
 }
 
 impl Tokens {
@@ -49,37 +55,39 @@ impl Tokens {
                 let mut hash = [0u8; 32];
                 hex::decode_to_slice(t.sha256.to_ascii_lowercase(), &mut hash)
                     .map_err(|e| format!("api.tokens: {}: sha256: {e}", t.name))?;
-                Ok((hash, Arc::new(t.clone())))
+                let rate = NonZeroU32::new(t.rate_per_sec.unwrap_or(cfg.rate_per_sec))
+                    .unwrap_or(NonZeroU32::MIN);
+                let burst = NonZeroU32::new(t.burst.unwrap_or(cfg.burst)).unwrap_or(rate);
+                Ok(Entry {
+                    hash,
+                    token: Arc::new(t.clone()),
+                    limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+                })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let rate = NonZeroU32::new(cfg.rate_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(cfg.burst).unwrap_or(rate);
-        Ok(Tokens {
-            entries,
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-        })
+        Ok(Tokens { entries })
     }
 
-    /// The token whose hash matches `presented`'s, comparing against every entry.
-    fn find(&self, presented: &str) -> Option<Arc<ApiToken>> {
+    /// The entry whose hash matches `presented`'s, comparing against every entry.
+    fn find(&self, presented: &str) -> Option<&Entry> {
         let digest = Sha256::digest(presented.as_bytes());
         let mut found = None;
-        for (hash, token) in &self.entries {
-            if bool::from(hash.ct_eq(digest.as_slice())) {
-                found = Some(token.clone());
+        for entry in &self.entries {
+            if bool::from(entry.hash.ct_eq(digest.as_slice())) {
+                found = Some(entry);
             }
         }
         found
     }
+}
 
-    /// Takes one request from `name`'s rate; `Err(seconds)` to wait when over it.
-    fn take(&self, name: &str) -> Result<(), u64> {
-        self.limiter
-            .check_key(&name.to_string())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-            })
+impl Entry {
+    /// Takes one request from the token's rate; `Err(seconds)` to wait when over it.
+    fn take(&self) -> Result<(), u64> {
+        self.limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
     }
 }
 
@@ -117,17 +125,14 @@ impl FromRequestParts<AppState> for Caller {
                     "an Authorization: Bearer <token> header is required",
                 )
             })?;
-        let token = state.tokens.find(presented).ok_or_else(|| {
+        let entry = state.tokens.find(presented).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::Unauthenticated,
                 "this bearer token is not configured",
             )
         })?;
-        state
-            .tokens
-            .take(&token.name)
-            .map_err(ApiError::rate_limited)?;
-        Ok(Caller(token))
+        entry.take().map_err(ApiError::rate_limited)?;
+        Ok(Caller(entry.token.clone()))
     }
 }
 

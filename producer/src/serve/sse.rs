@@ -3,7 +3,8 @@
 //! event (`status`) is the job's current status; each later one is an entry of the events
 //! stream about the job (named by the state it entered), read with the shared
 //! [`EventFollower`]. Subscribing comes before reading the status, so no change between
-//! the two is missed.
+//! the two is missed; events the status already shows (older than it, or its own change)
+//! are left out, so each change is told once.
 
 use super::auth::Caller;
 use super::errors::{ApiError, ErrorBody, ErrorCode};
@@ -36,6 +37,7 @@ pub async fn follow(
     let mut follower = EventFollower::from_now(&store).await?;
     let status = state.producer.status(&id, false).await?;
     let ended = status.state.is_final();
+    let (since_ms, since_state) = (status.updated_ms, status.state);
     let first = json_event("status", &status)?;
     let (tx, rx) = mpsc::channel::<SseEvent>(16);
     tokio::spawn(async move {
@@ -56,7 +58,12 @@ pub async fn follow(
             if tx.is_closed() {
                 return;
             }
-            for event in batch.into_iter().filter(|e| e.job_id == id) {
+            let news = batch.into_iter().filter(|e| {
+                let shown = e.at_ms < since_ms
+                    || (e.at_ms == since_ms && e.state.job_state() == Some(since_state));
+                e.job_id == id && !shown
+            });
+            for event in news {
                 let last = match event.state {
                     EventState::Purged => true,
                     EventState::Entered(s) => s.is_final(),

@@ -63,6 +63,12 @@ pub struct ApiToken {
     /// Its role.
     #[serde(default)]
     pub role: ApiRole,
+    /// Its requests per second, if not `api.rate_per_sec`.
+    #[serde(default)]
+    pub rate_per_sec: Option<u32>,
+    /// Its burst, if not `api.burst`.
+    #[serde(default)]
+    pub burst: Option<u32>,
     /// Where its jobs' terminal states are POSTed, if anywhere.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
@@ -78,7 +84,8 @@ pub struct ApiConfig {
     pub body_limit_bytes: usize,
     /// The largest batch upload, in bytes (413 above it).
     pub batch_limit_bytes: u64,
-    /// Requests per second one token may make (429 with `Retry-After` above it).
+    /// Requests per second one token may make (429 with `Retry-After` above it), unless the
+    /// token says otherwise.
     pub rate_per_sec: u32,
     /// How many requests a token may make at once above its rate.
     pub burst: u32,
