@@ -40,8 +40,8 @@ pub struct BatchControlBody {
 
 /// Upload a batch.
 #[utoipa::path(post, path = "/v1/batches", tag = "batches", params(UploadQuery),
-    request_body(content = String, content_type = "application/x-ndjson",
-                 description = "One JSON object per line"),
+    request_body(content = String, content_type = "text/plain",
+                 description = "NDJSON: one JSON object per line (any content type is read as such)"),
     responses((status = 202, body = Uploaded), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),

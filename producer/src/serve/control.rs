@@ -97,6 +97,7 @@ pub async fn dead_list(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct IdsBody {
     /// Job ids.
+    #[schema(min_items = 1)]
     pub ids: Vec<String>,
 }
 

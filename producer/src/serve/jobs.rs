@@ -32,6 +32,7 @@ pub struct EnqueuedBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CodeBody {
     /// The 6-digit code the customer received.
+    #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
 }
 

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
           control::queue, control::dead_list, control::dead_retry, control::dead_purge,
           control::stats, health::healthz, health::readyz),
     components(schemas(errors::ErrorBody, errors::ErrorDetail, errors::ErrorCode,
-                       errors::LineError)),
+                       errors::LineError, batches::BatchAction)),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;
