@@ -61,15 +61,22 @@ pub async fn create(
         ),
     };
     let spool = spool(body, state.api.batch_limit_bytes).await?;
+    let hooks = state.webhooks.as_ref().filter(|w| w.wants(&caller.0.name));
     let up = Upload {
         path: spool.path().to_path_buf(),
         format: FileFormat::JsonLines,
         kind,
         label: caller.0.name.clone(),
         allowed: caller.0.kinds.clone(),
+        keep_ids: hooks.is_some(),
     };
     match upload(&state.producer, up).await {
-        Ok(done) => Ok((StatusCode::ACCEPTED, Json(done))),
+        Ok(done) => {
+            if let Some(hooks) = hooks {
+                hooks.own(&done.ids, &caller.0.name).await;
+            }
+            Ok((StatusCode::ACCEPTED, Json(done)))
+        }
         Err(UploadError::Empty) => Err(ApiError::invalid("-", "the body holds no line")),
         Err(UploadError::Invalid(errors)) => Err(ApiError::lines(
             ErrorCode::Invalid,

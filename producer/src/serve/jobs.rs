@@ -126,6 +126,11 @@ pub async fn enqueue(
         ..Default::default()
     };
     let done = state.producer.enqueue(&job, &opts).await?;
+    if let Some(hooks) = &state.webhooks {
+        hooks
+            .own(std::slice::from_ref(&done.id), &caller.0.name)
+            .await;
+    }
     let status = if done.duplicate {
         StatusCode::OK
     } else {

@@ -8,7 +8,8 @@
 //! * [`batches`]: NDJSON uploads as one bulk batch, and steering batches;
 //! * [`control`]: queue pauses, dead letters, statistics (operator role);
 //! * [`health`]: `/healthz` and `/readyz`;
-//! * [`openapi`]: the OpenAPI 3.1 document at `/v1/openapi.json`.
+//! * [`openapi`]: the OpenAPI 3.1 document at `/v1/openapi.json`;
+//! * [`webhooks`]: terminal states POSTed, signed, to the tokens' callback URLs.
 //!
 //! Every handler calls the same library functions as the matching CLI command.
 
@@ -20,6 +21,7 @@ pub mod health;
 pub mod jobs;
 pub mod openapi;
 pub mod sse;
+pub mod webhooks;
 
 use super::cli::{Ctx, Failure};
 use axum::extract::DefaultBodyLimit;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub tokens: Arc<auth::Tokens>,
     /// The `[api]` configuration.
     pub api: Arc<ApiConfig>,
+    /// The webhooks, when a token has one.
+    pub webhooks: Option<Arc<webhooks::Webhooks>>,
 }
 
 /// The routes.
@@ -86,10 +90,15 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<(), Failure> {
     if api.tokens.is_empty() {
         tracing::warn!("no api.tokens configured: every request but the probes answers 401");
     }
+    let producer = ctx.producer().await?;
+    let webhooks = webhooks::Webhooks::start(&ctx.cfg, producer.store().clone())
+        .await
+        .map_err(|e| Failure::infra(format!("webhooks: cannot reach Redis: {e}")))?;
     let state = AppState {
-        producer: ctx.producer().await?,
+        producer,
         tokens: Arc::new(tokens),
         api: Arc::new(api.clone()),
+        webhooks: webhooks.map(Arc::new),
     };
     let listen = args.listen.unwrap_or(api.listen);
     let listener = tokio::net::TcpListener::bind(&listen)

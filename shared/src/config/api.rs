@@ -91,6 +91,14 @@ pub struct ApiConfig {
     pub burst: u32,
     /// The tokens accepted.
     pub tokens: Vec<ApiToken>,
+    /// How long one webhook delivery may take, milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// Deliveries of one event before it is given up (kept in the webhook dead list).
+    pub webhook_max_attempts: u32,
+    /// Webhook retry backoff base, milliseconds (doubling, with jitter).
+    pub webhook_backoff_base_ms: u64,
+    /// Webhook retry backoff cap, milliseconds.
+    pub webhook_backoff_cap_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -102,6 +110,10 @@ impl Default for ApiConfig {
             rate_per_sec: 2_000,
             burst: 2_000,
             tokens: Vec::new(),
+            webhook_timeout_ms: 5_000,
+            webhook_max_attempts: 12,
+            webhook_backoff_base_ms: 1_000,
+            webhook_backoff_cap_ms: 600_000,
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct Uploaded {
     pub merged_rows: u64,
     /// How long the enqueue took.
     pub seconds: f64,
+    /// The jobs' ids, when asked for (`Upload::keep_ids`).
+    #[serde(skip)]
+    pub ids: Vec<String>,
 }
 
 /// Why an upload enqueued nothing.
@@ -64,6 +67,8 @@ pub struct Upload {
     pub label: String,
     /// The job kinds allowed.
     pub allowed: Vec<JobKind>,
+    /// Keep the enqueued jobs' ids (memory grows with the input).
+    pub keep_ids: bool,
 }
 
 /// Validates the whole input, then enqueues it as one batch in the bulk lane.
@@ -124,7 +129,7 @@ pub async fn upload(producer: &Producer, up: Upload) -> Result<Uploaded, UploadE
         };
         let pass = Pass {
             total: checked.units,
-            keep_ids: false,
+            keep_ids: up.keep_ids,
             quiet: true,
             options: &options,
         };
@@ -148,5 +153,6 @@ pub async fn upload(producer: &Producer, up: Upload) -> Result<Uploaded, UploadE
         duplicate_rows,
         merged_rows,
         seconds: done.seconds,
+        ids: done.ids,
     })
 }
