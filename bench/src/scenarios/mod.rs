@@ -4,6 +4,7 @@ pub mod drain_sandbox;
 pub mod drain_stub;
 pub mod enqueue;
 pub mod fairness;
+pub mod http;
 pub mod memory;
 pub mod pickup;
 pub mod ratelimit;
@@ -21,7 +22,7 @@ pub fn customer_payload(i: usize) -> CreateCustomerJob {
 }
 
 /// The scenarios, in the order `all` runs them.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 8] = [
     "enqueue",
     "drain-stub",
     "drain-sandbox",
@@ -29,6 +30,7 @@ pub const ALL: [&str; 7] = [
     "ratelimit",
     "fairness",
     "memory",
+    "http",
 ];
 
 /// Runs scenario `name`.
@@ -41,6 +43,7 @@ pub async fn run(name: &str, quick: bool) -> anyhow::Result<Record> {
         "ratelimit" => ratelimit::run(quick).await,
         "fairness" => fairness::run(quick).await,
         "memory" => memory::run(quick).await,
+        "http" => http::run(quick).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }
