@@ -2,16 +2,24 @@
 sandbox and a worker: all four job kinds followed to the end over server-sent events, the
 verify-code flow, a batch upload, idempotency, and every error status in the one shape.
 
-Usage: http_client.py API_URL SANDBOX_URL APP_TOKEN OPS_TOKEN SLOW_TOKEN
+Also a webhook: a receiver on HOOK_PORT gets the terminal state of a job the HOOK_TOKEN
+enqueued, signed with HOOK_SECRET.
+
+Usage: http_client.py API_URL SANDBOX_URL APP_TOKEN OPS_TOKEN SLOW_TOKEN HOOK_TOKEN HOOK_PORT HOOK_SECRET
 (run by tests/tests/http_api.rs through tests/python/http_run.sh).
 """
 
+import hashlib
+import hmac
+import http.server
 import json
+import queue
 import sys
+import threading
 
 import requests
 
-API, SANDBOX, APP, OPS, SLOW = sys.argv[1:6]
+API, SANDBOX, APP, OPS, SLOW, HOOK, HOOK_PORT, HOOK_SECRET = sys.argv[1:9]
 TIMEOUT = 30
 checks = {"passed": 0, "failed": 0}
 
@@ -151,7 +159,39 @@ def error_statuses():
     check(doc["openapi"].startswith("3.1") and "/v1/batches" in doc["paths"], "openapi")
 
 
+def webhook():
+    received = queue.Queue()
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.put((self.headers, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", int(HOOK_PORT)), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        body = {"customer_id": "py_hook", "country_code": "852", "phone_number": "55501077"}
+        job = enqueue("create-customer", body, token=HOOK).json()["id"]
+        headers, raw = received.get(timeout=TIMEOUT)
+        t, v1 = headers["Onboard-Signature"].removeprefix("t=").split(",v1=")
+        expected = hmac.new(HOOK_SECRET.encode(), f"{t}.".encode() + raw, hashlib.sha256)
+        check(hmac.compare_digest(expected.hexdigest(), v1), "webhook signature")
+        event = json.loads(raw)
+        check(event["id"] == headers["Onboard-Event-Id"] and event["id"].startswith("evt_"),
+              f"event id: {event}")
+        check(event["type"] == "job.succeeded" and event["data"]["job_id"] == job,
+              f"webhook event: {event}")
+    finally:
+        server.shutdown()
+
+
 all_four_kinds()
+webhook()
 idempotency_and_batches()
 error_statuses()
 print(f"python http client: {checks['passed']} passed, {checks['failed']} failed")

@@ -635,14 +635,17 @@ fn python_client_end_to_end() {
     let redis = RedisServer::start();
     let sandbox = Sandbox::start(&[]);
     let _worker = Worker::start(&redis, &sandbox, quick());
-    let (app, ops, slow) = (
+    let hook_port = onboard_tests::free_port();
+    let hook_url = format!("http://127.0.0.1:{hook_port}/hook");
+    let (app, ops, slow, hook) = (
         TokenSpec::new("py-app", "app"),
         TokenSpec::new("py-ops", "operator"),
         TokenSpec::new("py-slow", "app").rate(1, 2),
+        TokenSpec::new("py-hook", "app").webhook(&hook_url, "whsec_py"),
     );
     let server = ApiServer::start(
         &redis,
-        &[app.clone(), ops.clone(), slow.clone()],
+        &[app.clone(), ops.clone(), slow.clone(), hook.clone()],
         "body_limit_bytes = 4096",
     );
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/http_run.sh");
@@ -655,6 +658,7 @@ fn python_client_end_to_end() {
             &ops.token,
             &slow.token,
         ])
+        .args([&hook.token, &hook_port.to_string(), "whsec_py"])
         .output()
         .expect("run tests/python/http_run.sh");
     let (stdout, stderr) = (
