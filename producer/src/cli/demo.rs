@@ -5,8 +5,9 @@
 //! and a worker (through `onboard-harness`, as the tests do); enqueues the sample backfill
 //! (`producer/examples/mixed.jsonl`, all four job kinds plus a customer with devices),
 //! follows the jobs, reads each create-account code from the sandbox's SMS inbox and
-//! supplies it, and ends with a table of states and the metrics address. Ctrl-C stops
-//! everything it started.
+//! supplies it, and ends with a table of states, the metrics address and the HTTP API it
+//! serves in process (`serve`, with a new operator token). Ctrl-C stops everything it
+//! started.
 
 use super::{Ctx, Failure};
 use clap::Args;
@@ -110,12 +111,14 @@ async fn run_stack(args: &DemoArgs, started: &mut Started) -> Result<(), Failure
     started.worker = Some(worker);
     eprintln!("started a worker; metrics at {metrics_url}");
 
-    let producer = Producer::connect(&Config {
+    let cfg = Config {
         profile: Profile::Sandbox,
         redis_url: redis_url.clone(),
         ..Config::default()
-    })
-    .await?;
+    };
+    let producer = Producer::connect(&cfg).await?;
+    let (api_url, api_token) = crate::serve::spawn_in_process(&cfg, producer.clone()).await?;
+    eprintln!("serving the HTTP API at {api_url}");
 
     // Enqueue the sample: plain jobs and customers with their devices (bind after create).
     let mut work = Vec::new();
@@ -186,6 +189,9 @@ async fn run_stack(args: &DemoArgs, started: &mut Started) -> Result<(), Failure
     let statuses = jobs.statuses(&ids).await?;
     print_table(&statuses);
     println!("metrics: {metrics_url}");
+    println!(
+        "HTTP API: {api_url} (operator token {api_token}; try curl -H 'Authorization: Bearer {api_token}' {api_url}/v1/stats)"
+    );
     if !statuses.iter().all(|s| s.state == JobState::Succeeded) {
         return Err(Failure::infra(
             "not every demo job succeeded (see the table above)",

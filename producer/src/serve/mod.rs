@@ -30,7 +30,8 @@ use axum::Router;
 use clap::Args;
 use errors::{ApiError, ErrorCode};
 use onboard_producer::Producer;
-use onboard_shared::config::ApiConfig;
+use onboard_shared::config::{ApiConfig, ApiRole, ApiToken, Config};
+use onboard_shared::jobs::JobKind;
 use std::sync::Arc;
 
 /// `serve` arguments.
@@ -114,6 +115,42 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<(), Failure> {
         })
         .await
         .map_err(|e| Failure::infra(format!("serving: {e}")))
+}
+
+/// Serves the HTTP API in this process on a free port (or 127.0.0.1:8090 when free), with
+/// one new operator token for every kind (the demo); returns its URL and the token.
+pub async fn spawn_in_process(
+    cfg: &Config,
+    producer: Producer,
+) -> Result<(String, String), Failure> {
+    let token = auth::new_token();
+    let mut api = cfg.api.clone();
+    api.tokens = vec![ApiToken {
+        name: "demo".into(),
+        sha256: auth::token_hash(&token),
+        kinds: JobKind::ALL.to_vec(),
+        role: ApiRole::Operator,
+        rate_per_sec: None,
+        burst: None,
+        webhook: None,
+    }];
+    let state = AppState {
+        producer,
+        tokens: Arc::new(auth::Tokens::new(&api).map_err(Failure::invalid)?),
+        api: Arc::new(api),
+        webhooks: None,
+    };
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:8090").await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| Failure::infra(format!("cannot listen: {e}")))?,
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Failure::infra(format!("cannot read the listening address: {e}")))?;
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    Ok((format!("http://{addr}"), token))
 }
 
 /// Logs to stderr, filtered by `ONBOARD_LOG` (default `info`). Job fields are never logged.
