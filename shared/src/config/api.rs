@@ -148,3 +148,59 @@ impl ApiConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(name: &str, sha256: &str) -> ApiToken {
+        ApiToken {
+            name: name.into(),
+            sha256: sha256.into(),
+            kinds: vec![JobKind::CreateCustomer],
+            role: ApiRole::App,
+            rate_per_sec: None,
+            burst: None,
+            webhook: None,
+        }
+    }
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn tokens_are_checked_without_showing_a_hash() {
+        let mut cfg = ApiConfig {
+            tokens: vec![token("app", HASH), token("ops", HASH)],
+            ..ApiConfig::default()
+        };
+        assert_eq!(cfg.check(), Ok(()));
+        cfg.tokens.push(token("app", HASH));
+        assert!(cfg.check().unwrap_err().contains("used twice"));
+        cfg.tokens = vec![token("app", "not-a-hash")];
+        let e = cfg.check().unwrap_err();
+        assert!(
+            e.contains("64 hex digits") && !e.contains("not-a-hash"),
+            "{e}"
+        );
+        cfg.tokens = vec![token("bad name!", HASH)];
+        assert!(cfg.check().unwrap_err().contains("a-z, 0-9"));
+    }
+
+    #[test]
+    fn a_token_table_reads_from_toml() {
+        let text = format!(
+            "[[tokens]]\nname = \"app\"\nsha256 = \"{HASH}\"\nkinds = [\"create-account\"]\nrole = \"operator\"\nrate_per_sec = 3\nwebhook = {{ url = \"http://127.0.0.1:9/h\", secret = \"s\" }}\n"
+        );
+        let cfg: ApiConfig = toml::from_str(&text).expect("parses");
+        let t = &cfg.tokens[0];
+        assert_eq!(
+            (t.role, t.kinds.as_slice(), t.rate_per_sec),
+            (ApiRole::Operator, &[JobKind::CreateAccount][..], Some(3))
+        );
+        assert_eq!(t.webhook.as_ref().map(|w| w.secret.expose()), Some("s"));
+        assert!(toml::from_str::<ApiConfig>(
+            "[[tokens]]\nname = \"x\"\nsha256 = \"y\"\nrole = \"admin\"\n"
+        )
+        .is_err());
+    }
+}
