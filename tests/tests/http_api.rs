@@ -131,9 +131,10 @@ fn ops() -> TokenSpec {
 async fn every_error_status_has_the_one_shape() {
     let redis = RedisServer::start();
     let slow = TokenSpec::new("slow", "app").rate(1, 2);
+    let stranger = TokenSpec::new("other", "app");
     let server = ApiServer::start(
         &redis,
-        &[app(), ops(), slow.clone()],
+        &[app(), ops(), slow.clone(), stranger.clone()],
         "body_limit_bytes = 4096",
     );
     let api = Api::new(&server);
@@ -261,6 +262,24 @@ async fn every_error_status_has_the_one_shape() {
     assert_eq!(e["first_id"], id.as_str(), "{e}");
     assert!(e["message"].as_str().unwrap().contains(&id), "{e}");
 
+    // Another app token sees no such job (404, not 403: nothing is revealed); an operator does.
+    for path in [format!("/v1/jobs/{id}"), format!("/v1/jobs/{id}/events")] {
+        let a = api.get(&path, &stranger.token).await;
+        error_of(&a, StatusCode::NOT_FOUND, "not_found");
+    }
+    let a = api
+        .post(
+            &format!("/v1/jobs/{id}/resend-code"),
+            &stranger.token,
+            json!({}),
+        )
+        .await;
+    error_of(&a, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        api.get(&format!("/v1/jobs/{id}"), &ops).await.status,
+        StatusCode::OK
+    );
+
     // The job reads back, enqueued in the live lane under the token's name.
     let a = api.get(&format!("/v1/jobs/{id}"), &app).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -317,7 +336,8 @@ async fn every_error_status_has_the_one_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_validated_whole_and_steered_by_operators() {
     let redis = RedisServer::start();
-    let server = ApiServer::start(&redis, &[app(), ops()], "");
+    let other = TokenSpec::new("other", "app");
+    let server = ApiServer::start(&redis, &[app(), ops(), other.clone()], "");
     let api = Api::new(&server);
     let (app, ops) = (app().token, ops().token);
     let upload = |token: String, query: &'static str, body: String| {
@@ -392,6 +412,8 @@ async fn batches_are_validated_whole_and_steered_by_operators() {
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
     assert_eq!(a.body["new_jobs"], 50);
     let batch = a.body["batch"].as_str().expect("a batch id").to_string();
+    let b = api.get(&format!("/v1/batches/{batch}"), &other.token).await;
+    error_of(&b, StatusCode::NOT_FOUND, "not_found");
     let b = api.get(&format!("/v1/batches/{batch}"), &app).await;
     assert_eq!(b.status, StatusCode::OK, "{}", b.body);
     assert_eq!(

@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use futures::StreamExt;
 use onboard_producer::backfill::{FileFormat, RowKind};
+use onboard_shared::config::ApiRole;
 use onboard_shared::queue::BatchState;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -61,20 +62,28 @@ pub async fn create(
         ),
     };
     let spool = spool(body, state.api.batch_limit_bytes).await?;
-    let hooks = state.webhooks.as_ref().filter(|w| w.wants(&caller.0.name));
     let up = Upload {
         path: spool.path().to_path_buf(),
         format: FileFormat::JsonLines,
         kind,
         label: caller.0.name.clone(),
         allowed: caller.0.kinds.clone(),
-        keep_ids: hooks.is_some(),
+        // Its jobs are recorded as the token's (see `owners`).
+        keep_ids: true,
     };
     match upload(&state.producer, up).await {
         Ok(done) => {
-            if let Some(hooks) = hooks {
-                hooks.own(&done.ids, &caller.0.name).await;
-            }
+            state
+                .owners
+                .record(&done.ids, &caller.0.name)
+                .await
+                .map_err(|e| {
+                    let batch = done.batch.as_deref().unwrap_or("-");
+                    ApiError::new(
+                        ErrorCode::Unavailable,
+                        format!("batch {batch} was enqueued but its jobs were not recorded as this token's: {e}"),
+                    )
+                })?;
             Ok((StatusCode::ACCEPTED, Json(done)))
         }
         Err(UploadError::Empty) => Err(ApiError::invalid("-", "the body holds no line")),
@@ -131,10 +140,17 @@ async fn spool(body: Body, limit: u64) -> Result<tempfile::NamedTempFile, ApiErr
     security(("bearer" = [])))]
 pub async fn status(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let status = state.producer.store().batch_status(&id).await?;
+    // An app token sees the batches it uploaded (labelled with its name).
+    if caller.0.role != ApiRole::Operator && status.label != caller.0.name {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no batch {id} uploaded with this token"),
+        ));
+    }
     serde_json::to_value(status)
         .map(Json)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))

@@ -126,10 +126,19 @@ pub async fn enqueue(
         ..Default::default()
     };
     let done = state.producer.enqueue(&job, &opts).await?;
-    if let Some(hooks) = &state.webhooks {
-        hooks
-            .own(std::slice::from_ref(&done.id), &caller.0.name)
-            .await;
+    if let Err(e) = state
+        .owners
+        .record(std::slice::from_ref(&done.id), &caller.0.name)
+        .await
+    {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "job {} was enqueued but not recorded as this token's ({e}); send the request \
+                 again with the same Idempotency-Key",
+                done.id
+            ),
+        ));
     }
     let status = if done.duplicate {
         StatusCode::OK
@@ -154,9 +163,10 @@ pub async fn enqueue(
     security(("bearer" = [])))]
 pub async fn status(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    state.owners.check(&caller, &id).await?;
     let status = state.producer.status(&id, false).await?;
     serde_json::to_value(status)
         .map(Json)
@@ -174,10 +184,11 @@ pub async fn status(
     security(("bearer" = [])))]
 pub async fn verify_code(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<QueuedBody>, ApiError> {
+    state.owners.check(&caller, &id).await?;
     let body = body_bytes(body, state.api.body_limit_bytes)?;
     // Never quote the body: it holds the code.
     let code: CodeBody = serde_json::from_slice(&body)
@@ -201,9 +212,10 @@ pub async fn verify_code(
     security(("bearer" = [])))]
 pub async fn resend_code(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<QueuedBody>, ApiError> {
+    state.owners.check(&caller, &id).await?;
     state.producer.resend_code(&id).await?;
     Ok(Json(QueuedBody {
         job_id: id,

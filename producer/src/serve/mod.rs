@@ -7,6 +7,7 @@
 //! * [`sse`]: follow a job to its end as server-sent events;
 //! * [`batches`]: NDJSON uploads as one bulk batch, and steering batches;
 //! * [`control`]: queue pauses, dead letters, statistics (operator role);
+//! * [`owners`]: which token enqueued which job (an app token sees only its own);
 //! * [`health`]: `/healthz` and `/readyz`;
 //! * [`openapi`]: the OpenAPI 3.1 document at `/v1/openapi.json`;
 //! * [`webhooks`]: terminal states POSTed, signed, to the tokens' callback URLs.
@@ -20,6 +21,7 @@ pub mod errors;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
+pub mod owners;
 pub mod sse;
 pub mod webhooks;
 
@@ -51,8 +53,8 @@ pub struct AppState {
     pub tokens: Arc<auth::Tokens>,
     /// The `[api]` configuration.
     pub api: Arc<ApiConfig>,
-    /// The webhooks, when a token has one.
-    pub webhooks: Option<Arc<webhooks::Webhooks>>,
+    /// Which token enqueued which job.
+    pub owners: owners::Owners,
 }
 
 /// The routes.
@@ -92,14 +94,15 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<(), Failure> {
         tracing::warn!("no api.tokens configured: every request but the probes answers 401");
     }
     let producer = ctx.producer().await?;
-    let webhooks = webhooks::Webhooks::start(&ctx.cfg, producer.store().clone())
+    let owners = owners_of(&ctx.cfg).await?;
+    webhooks::start(&ctx.cfg, producer.store().clone(), owners.clone())
         .await
         .map_err(|e| Failure::infra(format!("webhooks: cannot reach Redis: {e}")))?;
     let state = AppState {
         producer,
         tokens: Arc::new(tokens),
         api: Arc::new(api.clone()),
-        webhooks: webhooks.map(Arc::new),
+        owners,
     };
     let listen = args.listen.unwrap_or(api.listen);
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -138,7 +141,7 @@ pub async fn spawn_in_process(
         producer,
         tokens: Arc::new(auth::Tokens::new(&api).map_err(Failure::invalid)?),
         api: Arc::new(api),
-        webhooks: None,
+        owners: owners_of(cfg).await?,
     };
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:8090").await {
         Ok(l) => l,
@@ -151,6 +154,12 @@ pub async fn spawn_in_process(
         .map_err(|e| Failure::infra(format!("cannot read the listening address: {e}")))?;
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     Ok((format!("http://{addr}"), token))
+}
+
+async fn owners_of(cfg: &Config) -> Result<owners::Owners, Failure> {
+    owners::Owners::connect(&cfg.redis_url, cfg.queue.retention_secs)
+        .await
+        .map_err(|e| Failure::infra(format!("cannot reach Redis: {e}")))
 }
 
 /// Logs to stderr, filtered by `ONBOARD_LOG` (default `info`). Job fields are never logged.

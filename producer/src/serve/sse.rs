@@ -30,9 +30,10 @@ const BLOCK: Duration = Duration::from_secs(1);
     security(("bearer" = [])))]
 pub async fn follow(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    state.owners.check(&caller, &id).await?;
     let store = state.producer.store().clone();
     let mut follower = EventFollower::from_now(&store).await?;
     let status = state.producer.status(&id, false).await?;

@@ -7,6 +7,7 @@
 
 use super::outbox::{Delivery, Outbox};
 use super::sign;
+use crate::serve::owners::Owners;
 use onboard_producer::{Event, EventFollower, EventState};
 use onboard_shared::config::{ApiConfig, WebhookConfig};
 use onboard_shared::queue::JobStore;
@@ -43,6 +44,7 @@ enum FollowError {
 pub struct Dispatcher {
     store: JobStore,
     outbox: Outbox,
+    owners: Owners,
     hooks: HashMap<String, WebhookConfig>,
     http: reqwest::Client,
     timeout: Duration,
@@ -53,10 +55,11 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher for the tokens of `api` that have a webhook.
-    pub fn new(store: JobStore, outbox: Outbox, api: &ApiConfig) -> Dispatcher {
+    pub fn new(store: JobStore, outbox: Outbox, owners: Owners, api: &ApiConfig) -> Dispatcher {
         Dispatcher {
             store,
             outbox,
+            owners,
             hooks: api
                 .tokens
                 .iter()
@@ -110,7 +113,7 @@ impl Dispatcher {
         if !state.is_final() {
             return Ok(());
         }
-        let Some(token) = self.outbox.owner(&event.job_id).await? else {
+        let Some(token) = self.owners.owner(&event.job_id).await? else {
             return Ok(());
         };
         if !self.hooks.contains_key(&token) {

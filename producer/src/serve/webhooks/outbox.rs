@@ -1,6 +1,5 @@
-//! The webhook outbox in Redis: which token enqueued each job (for tokens with a webhook),
-//! the events-stream cursor the dispatcher has handled, and the deliveries still to make,
-//! due times in a sorted set. Every key shares the hash tag `{onboard:webhooks}`.
+//! The webhook outbox in Redis: the events-stream cursor the dispatcher has handled, and the
+//! deliveries still to make, due times in a sorted set. Every key shares the hash tag `{onboard:webhooks}`.
 //!
 //! A delivery is keyed by its event id and created only once (`SET NX`; a delivered one
 //! leaves a marker for the retention), so re-reading events does not duplicate it; it is claimed with a lease (its due time
@@ -46,32 +45,14 @@ end
 return 0";
 
 impl Outbox {
-    /// Connects to the Redis at `redis_url`; owners are kept `retention_secs`.
+    /// Connects to the Redis at `redis_url`; delivered markers and given-up deliveries are
+    /// kept `retention_secs`.
     pub async fn connect(redis_url: &str, retention_secs: u64) -> redis::RedisResult<Outbox> {
         let client = redis::Client::open(redis_url)?;
         Ok(Outbox {
             conn: ConnectionManager::new(client).await?,
             retention_secs,
         })
-    }
-
-    /// Records that `token` enqueued the jobs `ids`.
-    pub async fn own(&self, ids: &[String], token: &str) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        for chunk in ids.chunks(2_000) {
-            let mut pipe = redis::pipe();
-            for id in chunk {
-                pipe.set_ex(key(&format!("owner:{id}")), token, self.retention_secs)
-                    .ignore();
-            }
-            pipe.query_async::<()>(&mut conn).await?;
-        }
-        Ok(())
-    }
-
-    /// The token that enqueued `job_id`, if it has a webhook.
-    pub async fn owner(&self, job_id: &str) -> redis::RedisResult<Option<String>> {
-        self.conn.clone().get(key(&format!("owner:{job_id}"))).await
     }
 
     /// The last events-stream id handled.
