@@ -113,9 +113,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::infra(format!("cannot read the listening address: {e}")))?;
     println!("{} http://{addr}", onboard_shared::ready::SERVER);
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(stopped())
         .await
         .map_err(|e| Failure::infra(format!("serving: {e}")))
 }
@@ -154,6 +152,22 @@ pub async fn spawn_in_process(
         .map_err(|e| Failure::infra(format!("cannot read the listening address: {e}")))?;
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     Ok((format!("http://{addr}"), token))
+}
+
+/// Resolves on SIGTERM or Ctrl-C: requests in flight finish, new ones are refused.
+async fn stopped() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 async fn owners_of(cfg: &Config) -> Result<owners::Owners, Failure> {
