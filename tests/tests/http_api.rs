@@ -337,7 +337,11 @@ async fn every_error_status_has_the_one_shape() {
 async fn batches_are_validated_whole_and_steered_by_operators() {
     let redis = RedisServer::start();
     let other = TokenSpec::new("other", "app");
-    let server = ApiServer::start(&redis, &[app(), ops(), other.clone()], "");
+    let server = ApiServer::start(
+        &redis,
+        &[app(), ops(), other.clone()],
+        "batch_limit_bytes = 100000",
+    );
     let api = Api::new(&server);
     let (app, ops) = (app().token, ops().token);
     let upload = |token: String, query: &'static str, body: String| {
@@ -397,6 +401,13 @@ async fn batches_are_validated_whole_and_steered_by_operators() {
         "{}",
         stats.body
     );
+
+    // 413 past the batch limit, whatever the lines hold.
+    let big: String = (0..2_000)
+        .map(|i| format!("{}\n", customer(&format!("big{i}"))))
+        .collect();
+    let a = upload(app.clone(), "?kind=create-customer", big).await;
+    error_of(&a, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
 
     // A kind the token may not enqueue: 403 naming the line.
     let reg = json!({"kind": "register-user", "email": "u@example.com", "mobile": "13800000001", "passwd": "pw-123456"});
