@@ -23,7 +23,7 @@ impl JobStore {
         inv.arg(id)
             .arg(self.cipher.seal(code.expose().as_bytes()))
             .arg(self.cfg.queue.code_lifetime_secs.saturating_mul(1000));
-        let verdict = replies::done(&self.run_list(inv).await?)?;
+        let verdict = replies::done(&self.run_durable(inv).await?)?;
         refused(id, verdict, "not awaiting a code")
     }
 
