@@ -16,6 +16,8 @@ struct Node {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// `appendfsync always` rather than Redis's default `everysec`.
+    fsync_always: bool,
 }
 
 /// A private 3-master, 3-replica Redis Cluster, torn down on drop.
@@ -28,6 +30,12 @@ impl RedisCluster {
     /// Starts six nodes and joins them; returns once every slot is served. Panics when it
     /// cannot (no redis-server or redis-cli: nothing here can run without them).
     pub fn start() -> RedisCluster {
+        Self::start_with(false)
+    }
+
+    /// As [`RedisCluster::start`], every node fsyncing its append-only file on every write
+    /// when `fsync_always` (so that a restart of all nodes loses no acknowledged write).
+    pub fn start_with(fsync_always: bool) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir for the cluster");
         let mut nodes: Vec<Node> = (0..6)
             .map(|i| {
@@ -37,6 +45,7 @@ impl RedisCluster {
                     port: free_port(),
                     dir: node_dir,
                     child: None,
+                    fsync_always,
                 }
             })
             .collect();
@@ -71,6 +80,18 @@ impl RedisCluster {
             .collect()
     }
 
+    /// Runs `cmd` on every live node (ACL users, for instance, are each node's own).
+    pub fn on_every_node(&self, cmd: &redis::Cmd) {
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}/", node.port))
+                .and_then(|c| c.get_connection())
+                .expect("connect to a cluster node");
+            let _: () = cmd
+                .query(&mut conn)
+                .expect("run a command on a cluster node");
+        }
+    }
+
     /// The seeds as one comma-separated list (what `ONBOARD_REDIS_URL` takes for a cluster).
     pub fn seed_list(&self) -> String {
         self.urls().join(",")
@@ -91,6 +112,30 @@ impl RedisCluster {
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
             node.kill();
         }
+    }
+
+    /// Kills every node (SIGKILL).
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// Kills every node and starts each again on its port and data directory (its
+    /// `nodes.conf` keeps the cluster's shape); returns once every slot is served.
+    pub fn restart(&mut self) {
+        self.kill_all();
+        for node in &mut self.nodes {
+            node.spawn();
+        }
+        self.wait_until_ok(Duration::from_secs(30));
+    }
+
+    /// A synchronous cluster connection for assertions (commands routed by key).
+    pub fn connection(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.urls())
+            .and_then(|c| c.get_connection())
+            .expect("connect to the private cluster")
     }
 
     /// Waits until every live node reports `cluster_state:ok` (after a start or a
@@ -133,6 +178,12 @@ impl Node {
             .arg("--cluster-node-timeout")
             .arg(NODE_TIMEOUT_MS.to_string())
             .args(["--appendonly", "yes", "--save", "", "--logfile", ""])
+            .arg("--appendfsync")
+            .arg(if self.fsync_always {
+                "always"
+            } else {
+                "everysec"
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let (child, _) = super::process::spawn_ready(
@@ -151,32 +202,22 @@ impl Node {
         }
     }
 
-    fn info(&self, what: &str) -> Option<String> {
+    /// Runs one command on this node alone; None when it does not answer.
+    fn ask(&self, cmd: &redis::Cmd) -> Option<String> {
         let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
         let mut conn = client
             .get_connection_with_timeout(Duration::from_millis(500))
             .ok()?;
-        redis::cmd(what).query::<String>(&mut conn).ok()
+        cmd.query::<String>(&mut conn).ok()
     }
 
     fn cluster_ok(&self) -> bool {
-        self.info_cluster()
+        self.ask(redis::cmd("CLUSTER").arg("INFO"))
             .is_some_and(|i| i.contains("cluster_state:ok"))
     }
 
-    fn info_cluster(&self) -> Option<String> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
-        let mut conn = client
-            .get_connection_with_timeout(Duration::from_millis(500))
-            .ok()?;
-        redis::cmd("CLUSTER")
-            .arg("INFO")
-            .query::<String>(&mut conn)
-            .ok()
-    }
-
     fn role(&self) -> Option<String> {
-        let text = self.info("INFO")?;
+        let text = self.ask(&redis::cmd("INFO"))?;
         text.lines()
             .find_map(|l| l.strip_prefix("role:"))
             .map(|r| r.trim().to_string())
@@ -185,8 +226,6 @@ impl Node {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            node.kill();
-        }
+        self.kill_all();
     }
 }

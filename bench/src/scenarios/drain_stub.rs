@@ -47,7 +47,13 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     let mut env = harness::worker_env(&redis, None);
     env.push(("ONBOARD_STUB_PROVIDERS".into(), "true".into()));
     // As in-process (`harness::config`): stubs call no provider, so no provider limit.
-    for limit in ["IOT", "CREATE_ACCOUNT", "SEND_VERIFY_CODE", "GET_COUNTRY_CODES", "POLYV"] {
+    for limit in [
+        "IOT",
+        "CREATE_ACCOUNT",
+        "SEND_VERIFY_CODE",
+        "GET_COUNTRY_CODES",
+        "POLYV",
+    ] {
         env.push((format!("ONBOARD_LIMITS__{limit}"), "0".into()));
     }
     for kind in [
