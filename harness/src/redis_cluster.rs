@@ -69,7 +69,54 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         cluster.wait_until_ok(Duration::from_secs(30));
+        cluster.wait_until_replicas_online(Duration::from_secs(30));
         cluster
+    }
+
+    /// Waits until every master has a replica whose link is up (a replica answers
+    /// `cluster_state:ok` before its first sync is done); panics after `timeout`.
+    fn wait_until_replicas_online(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.master_ports().iter().all(|port| {
+            self.node(*port)
+                .ask::<String>(redis::cmd("INFO").arg("replication"))
+                .is_some_and(|info| info.contains("state=online"))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the replicas did not come online within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `master`'s replica has every write the master has (its acknowledged
+    /// offset equals the master's); panics after `timeout`.
+    pub fn wait_until_in_sync(&self, master: u16, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let info = self
+                .node(master)
+                .ask::<String>(redis::cmd("INFO").arg("replication"))
+                .unwrap_or_default();
+            let own = info
+                .lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .map(str::trim);
+            let replica = info
+                .lines()
+                .filter(|l| l.starts_with("slave0:"))
+                .flat_map(|l| l.split(','))
+                .find_map(|f| f.strip_prefix("offset="));
+            if own.is_some() && own == replica {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{master}'s replica did not catch up within {timeout:?}: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// `redis://127.0.0.1:<port>/` of every node, the seeds a client starts from.
@@ -112,6 +159,61 @@ impl RedisCluster {
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
             node.kill();
         }
+    }
+
+    /// The port of the master that serves `key` now: the node that answers a plain read of
+    /// it (the others answer MOVED).
+    pub fn master_of(&self, key: &str) -> u16 {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .find(|n| n.ask::<String>(redis::cmd("TYPE").arg(key)).is_some())
+            .map(|n| n.port)
+            .unwrap_or_else(|| panic!("no node serves {key}"))
+    }
+
+    /// The port of `master`'s replica (from its `INFO replication`).
+    pub fn replica_of(&self, master: u16) -> u16 {
+        let node = self.node(master);
+        let info = node
+            .ask::<String>(redis::cmd("INFO").arg("replication"))
+            .unwrap_or_else(|| panic!("node {master} does not answer"));
+        info.lines()
+            .filter(|l| l.starts_with("slave0:"))
+            .flat_map(|l| l.split(','))
+            .find_map(|field| field.strip_prefix("port="))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("node {master} has no replica: {info}"))
+    }
+
+    /// Stops the node on `port` (SIGSTOP) without killing it: it neither answers nor
+    /// replicates until [`RedisCluster::resume`].
+    pub fn pause(&self, port: u16) {
+        self.node(port).signal("-STOP");
+    }
+
+    /// Closes `master`'s connections to its replicas (`CLIENT KILL TYPE replica`): until
+    /// a replica reconnects, the master's writes reach no replica.
+    pub fn cut_replication(&self, master: u16) {
+        let closed: Option<u64> = self
+            .node(master)
+            .ask(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica"));
+        assert!(
+            closed.unwrap_or(0) >= 1,
+            "{master} had no replica to cut off"
+        );
+    }
+
+    /// Lets a paused node run again (SIGCONT).
+    pub fn resume(&self, port: u16) {
+        self.node(port).signal("-CONT");
+    }
+
+    fn node(&self, port: u16) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"))
     }
 
     /// Kills every node (SIGKILL).
@@ -202,22 +304,32 @@ impl Node {
         }
     }
 
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the node runs");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {} failed", child.id());
+    }
+
     /// Runs one command on this node alone; None when it does not answer.
-    fn ask(&self, cmd: &redis::Cmd) -> Option<String> {
+    fn ask<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
         let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
         let mut conn = client
             .get_connection_with_timeout(Duration::from_millis(500))
             .ok()?;
-        cmd.query::<String>(&mut conn).ok()
+        cmd.query(&mut conn).ok()
     }
 
     fn cluster_ok(&self) -> bool {
-        self.ask(redis::cmd("CLUSTER").arg("INFO"))
+        self.ask::<String>(redis::cmd("CLUSTER").arg("INFO"))
             .is_some_and(|i| i.contains("cluster_state:ok"))
     }
 
     fn role(&self) -> Option<String> {
-        let text = self.ask(&redis::cmd("INFO"))?;
+        let text = self.ask::<String>(&redis::cmd("INFO"))?;
         text.lines()
             .find_map(|l| l.strip_prefix("role:"))
             .map(|r| r.trim().to_string())

@@ -159,6 +159,14 @@ fn invalid(why: &'static str) -> RedisError {
     RedisError::from((redis::ErrorKind::InvalidClientConfig, why))
 }
 
+/// How often a cluster request a node refused is sent again. A refused connection sent
+/// nothing, so sending again is safe; after a failover the client's slot map still names the
+/// dead master until a failed request makes it refresh the map, and the next try goes to
+/// the promoted replica.
+const REFUSALS_RETRIED: u32 = 5;
+/// The pause before that retry.
+const REFUSAL_PAUSE: Duration = Duration::from_millis(100);
+
 /// A connection to one server or to a cluster; every command and script goes through it.
 #[derive(Clone)]
 pub enum RedisConnection {
@@ -205,7 +213,10 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_command(cmd),
             RedisConnection::Blocking(c) => c.req_packed_command(cmd),
-            RedisConnection::Cluster(c) => c.req_packed_command(cmd),
+            RedisConnection::Cluster(c) => Box::pin(refusals_retried(move || {
+                let mut c = c.clone();
+                async move { c.req_packed_command(cmd).await }
+            })),
         }
     }
 
@@ -218,7 +229,10 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Blocking(c) => c.req_packed_commands(pipeline, offset, count),
-            RedisConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(c) => Box::pin(refusals_retried(move || {
+                let mut c = c.clone();
+                async move { c.req_packed_commands(pipeline, offset, count).await }
+            })),
         }
     }
 
@@ -227,6 +241,25 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Single(c) => c.get_db(),
             RedisConnection::Blocking(c) => c.get_db(),
             RedisConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails otherwise than by a refused connection, or has
+/// been refused [`REFUSALS_RETRIED`] times.
+async fn refusals_retried<T, F, Fut>(mut attempt: F) -> RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = RedisResult<T>>,
+{
+    let mut refused = 0;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_connection_refusal() && refused < REFUSALS_RETRIED => {
+                refused += 1;
+                tokio::time::sleep(REFUSAL_PAUSE).await;
+            }
+            other => return other,
         }
     }
 }

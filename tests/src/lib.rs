@@ -5,7 +5,7 @@
 pub mod fixtures;
 pub mod scrape;
 
-pub use onboard_harness::{free_port, RedisServer};
+pub use onboard_harness::{free_port, RedisCluster, RedisServer};
 use onboard_harness::{SandboxProcess, WorkerProcess};
 use std::path::PathBuf;
 use std::time::Duration;
