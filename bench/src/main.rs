@@ -21,9 +21,9 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Cli {
-    /// enqueue, drain-stub, drain-sandbox, pickup, ratelimit, fairness, memory or all.
+    /// enqueue, drain-stub, drain-sandbox, pickup, ratelimit, fairness, memory, scale or all.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-        ["enqueue", "drain-stub", "drain-sandbox", "pickup", "ratelimit", "fairness", "memory", "all"]
+        ["enqueue", "drain-stub", "drain-sandbox", "pickup", "ratelimit", "fairness", "memory", "scale", "all"]
     ))]
     scenario: String,
     /// Small sizes (the whole `all --quick` runs in about two minutes; for CI).

@@ -216,6 +216,14 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no node on port {port}"))
     }
 
+    /// The process ids of the live nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.child.as_ref().map(Child::id))
+            .collect()
+    }
+
     /// Kills every node (SIGKILL).
     pub fn kill_all(&mut self) {
         for node in &mut self.nodes {

@@ -78,6 +78,14 @@ impl RedisServer {
         }
     }
 
+    /// The process ids of the server or of the cluster's live nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        match self {
+            RedisServer::Single(s) => s.child.as_ref().map(Child::id).into_iter().collect(),
+            RedisServer::Cluster(c) => c.pids(),
+        }
+    }
+
     /// Stops the server or every node abruptly (SIGKILL).
     pub fn kill(&mut self) {
         match self {
