@@ -3,9 +3,10 @@
 //! its replica had not received yet.
 
 use onboard_shared::config::{Config, Durability, Profile};
+use onboard_shared::jobs::JobKind;
 use onboard_shared::providers::Provider;
 use onboard_shared::queue::keys::ProviderKeys;
-use onboard_shared::queue::{EnqueueOptions, JobStore, QueueError};
+use onboard_shared::queue::{Ack, AckStatus, EnqueueOptions, JobState, JobStore, QueueError};
 use onboard_tests::fixtures::*;
 use onboard_tests::{blocking_http_status, wait_all, RedisCluster, RedisServer, Sandbox, Worker};
 use std::time::{Duration, Instant};
@@ -117,6 +118,37 @@ async fn a_replicated_write_is_done_only_once_a_replica_has_it() {
     cluster.resume(replica);
     let again = s.enqueue(&customer(2), &key).await.expect("confirmed now");
     assert!(s.status(&again.id, false).await.is_ok());
+}
+
+/// A worker's acknowledgement no replica confirmed is on the master all the same: it is
+/// counted and the worker goes on (sending it again would be refused as stale), rather than
+/// failing the outcome the job already has.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unconfirmed_acknowledgement_still_ends_the_job() {
+    let cluster = RedisCluster::start();
+    let s = store(&cluster, Durability::Replicated).await;
+    let id = s.enqueue(&customer(1), &EnqueueOptions::default()).await;
+    let id = id.expect("enqueue").id;
+    let claimed = s
+        .fetch(JobKind::CreateCustomer, 1, "w")
+        .await
+        .expect("claim");
+    let job = &claimed.jobs[0];
+
+    let replica = cluster.replica_of(iot_master(&cluster));
+    cluster.pause(replica);
+    let acked = s
+        .ack(
+            JobKind::CreateCustomer,
+            &job.id,
+            &job.token,
+            &Ack::Succeeded(serde_json::json!({})),
+        )
+        .await;
+    cluster.resume(replica);
+    assert_eq!(acked.expect("recorded on the master"), AckStatus::Succeeded);
+    let status = s.status(&id, false).await.expect("status");
+    assert_eq!(status.state, JobState::Succeeded);
 }
 
 /// `/readyz` answers 503 while part of the cluster cannot be used: a master and its replica

@@ -4,7 +4,7 @@
 //! ([`QueueError::IdempotencyConflict`]); [`JobStore::check_keys`] asks beforehand.
 
 use super::pipelines::ProviderPipelines;
-use super::{JobStore, QueueError};
+use super::{JobStore, QueueError, Unconfirmed};
 use crate::jobs::{Job, JobKind};
 use crate::queue::ids::new_job_id;
 use crate::queue::keys::{source_name, QueueKeys};
@@ -245,7 +245,7 @@ impl JobStore {
             }
             pipe.invoke_script(&inv);
         }
-        let replies = self.query_durable(&mut pipe).await?;
+        let replies = self.query_durable(&mut pipe, Unconfirmed::Fail).await?;
         let mut out = Vec::with_capacity(indexes.len());
         for (chunk, reply) in indexes.chunks(PER_CALL).zip(replies) {
             let reply: Vec<Value> = redis::from_redis_value(reply)

@@ -215,13 +215,17 @@ impl JobStore {
 
     /// Runs one script invocation that writes what must not be lost (an enqueue, an ack, a
     /// supplied code): with `durability = "replicated"` it waits for a replica too.
-    async fn run_durable(&self, inv: ScriptInvocation<'_>) -> Result<Vec<Value>, QueueError> {
+    async fn run_durable(
+        &self,
+        inv: ScriptInvocation<'_>,
+        unconfirmed: Unconfirmed,
+    ) -> Result<Vec<Value>, QueueError> {
         if self.cfg.durability == Durability::Async {
             return self.run_list(inv).await;
         }
         let mut pipe = redis::pipe();
         pipe.invoke_script(&inv);
-        let mut replies: Vec<Value> = self.query_durable(&mut pipe).await?;
+        let mut replies: Vec<Value> = self.query_durable(&mut pipe, unconfirmed).await?;
         let reply = replies
             .pop()
             .ok_or_else(|| QueueError::Protocol("empty script reply".into()))?;
@@ -231,7 +235,11 @@ impl JobStore {
     /// Runs a pipeline of writes (all in one slot); with `durability = "replicated"`, a
     /// `WAIT` for one replica rides along at its end, on the same node's connection, and a
     /// write no replica confirmed in time is an error. Returns the pipeline's own replies.
-    async fn query_durable(&self, pipe: &mut redis::Pipeline) -> Result<Vec<Value>, QueueError> {
+    async fn query_durable(
+        &self,
+        pipe: &mut redis::Pipeline,
+        unconfirmed: Unconfirmed,
+    ) -> Result<Vec<Value>, QueueError> {
         if self.cfg.durability == Durability::Async {
             return self.query_pipeline(pipe).await;
         }
@@ -243,9 +251,17 @@ impl JobStore {
             .unwrap_or(0);
         if acked < 1 {
             metrics::counter!("onboard_writes_unreplicated_total").increment(1);
-            return Err(QueueError::NotReplicated {
-                timeout_ms: self.cfg.replication_timeout_ms,
-            });
+            match unconfirmed {
+                Unconfirmed::Fail => {
+                    return Err(QueueError::NotReplicated {
+                        timeout_ms: self.cfg.replication_timeout_ms,
+                    })
+                }
+                Unconfirmed::Count => tracing::warn!(
+                    timeout_ms = self.cfg.replication_timeout_ms,
+                    "a job's outcome is on the Redis master but no replica confirmed it in time"
+                ),
+            }
         }
         Ok(replies)
     }
@@ -256,6 +272,16 @@ impl JobStore {
             .map(QueueKeys::new)
             .ok_or_else(|| QueueError::BadId(id.to_string()))
     }
+}
+
+/// What a write no replica confirmed in time (`durability = "replicated"`) becomes.
+#[derive(Debug, Clone, Copy)]
+enum Unconfirmed {
+    /// An error for the caller, who can retry (an enqueue with its idempotency key, a code).
+    Fail,
+    /// A counted warning: a worker's acknowledgement is on the master, and sending it again
+    /// would only be refused (its lease is released), so the worker goes on.
+    Count,
 }
 
 /// The error for a script's refusal (`expected` says what the operation needed).
