@@ -11,13 +11,25 @@ use std::time::{Duration, Instant};
 /// How long a node may be silent before the others fail it over (ms).
 const NODE_TIMEOUT_MS: u64 = 2_000;
 
+/// What the nodes of a [`RedisCluster`] write to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing (as the benchmarks' single server): a restart loses everything.
+    None,
+    /// The append-only file, fsynced every second (Redis's default with AOF on).
+    AppendOnly,
+    /// The append-only file, fsynced on every write: a restart of all nodes loses no
+    /// acknowledged write.
+    AppendOnlyFsyncAlways,
+}
+
 /// One node of the cluster.
 struct Node {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
-    /// `appendfsync always` rather than Redis's default `everysec`.
-    fsync_always: bool,
+    /// What each node writes to disk.
+    persistence: Persistence,
 }
 
 /// A private 3-master, 3-replica Redis Cluster, torn down on drop.
@@ -29,13 +41,13 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts six nodes and joins them; returns once every slot is served. Panics when it
     /// cannot (no redis-server or redis-cli: nothing here can run without them).
+    /// Each node keeps an append-only file, fsynced every second.
     pub fn start() -> RedisCluster {
-        Self::start_with(false)
+        Self::start_with(Persistence::AppendOnly)
     }
 
-    /// As [`RedisCluster::start`], every node fsyncing its append-only file on every write
-    /// when `fsync_always` (so that a restart of all nodes loses no acknowledged write).
-    pub fn start_with(fsync_always: bool) -> RedisCluster {
+    /// As [`RedisCluster::start`], each node writing to disk what `persistence` says.
+    pub fn start_with(persistence: Persistence) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir for the cluster");
         let mut nodes: Vec<Node> = (0..6)
             .map(|i| {
@@ -45,7 +57,7 @@ impl RedisCluster {
                     port: free_port(),
                     dir: node_dir,
                     child: None,
-                    fsync_always,
+                    persistence,
                 }
             })
             .collect();
@@ -287,12 +299,13 @@ impl Node {
             ])
             .arg("--cluster-node-timeout")
             .arg(NODE_TIMEOUT_MS.to_string())
-            .args(["--appendonly", "yes", "--save", "", "--logfile", ""])
-            .arg("--appendfsync")
-            .arg(if self.fsync_always {
-                "always"
-            } else {
-                "everysec"
+            .args(["--save", "", "--logfile", ""])
+            .args(match self.persistence {
+                Persistence::None => ["--appendonly", "no", "--appendfsync", "everysec"],
+                Persistence::AppendOnly => ["--appendonly", "yes", "--appendfsync", "everysec"],
+                Persistence::AppendOnlyFsyncAlways => {
+                    ["--appendonly", "yes", "--appendfsync", "always"]
+                }
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

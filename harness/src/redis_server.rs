@@ -3,7 +3,7 @@
 //! a private [`RedisCluster`], so that the same suites run on both.
 
 use super::process::{free_port, spawn_ready};
-use super::redis_cluster::RedisCluster;
+use super::redis_cluster::{Persistence, RedisCluster};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -31,7 +31,10 @@ impl RedisServer {
     /// Starts one with the append-only file fsynced on every write when `append_only`.
     pub fn start_with(append_only: bool) -> RedisServer {
         match cluster_wanted() {
-            true => RedisServer::Cluster(RedisCluster::start_with(append_only)),
+            true => RedisServer::Cluster(RedisCluster::start_with(match append_only {
+                true => Persistence::AppendOnlyFsyncAlways,
+                false => Persistence::AppendOnly,
+            })),
             false => RedisServer::Single(SingleServer::start_with(append_only)),
         }
     }

@@ -1,7 +1,8 @@
 //! `scale`: how the drain grows with worker processes, on one Redis and on a Redis Cluster,
 //! and what `durability = "replicated"` costs.
 //!
-//! For each topology (one redis-server; a private 3-master, 3-replica cluster) and each
+//! For each topology (one redis-server; a private 3-master, 3-replica cluster; neither
+//! writing to disk) and each
 //! count of `onboard-worker` processes (1, 2, 4): N jobs pre-enqueued, half create-customer
 //! (IoT) and half register-user (POLYV), so that on the cluster two masters serve them;
 //! every worker with stubbed providers (no HTTP, no provider limit), concurrency 50 per
@@ -13,7 +14,7 @@
 use crate::harness::{self, proc_cpu, rate, RedisServer};
 use crate::report::{fmt_num, Record, RecordBuilder, Target};
 use anyhow::Context;
-use onboard_harness::{RedisCluster, SingleServer};
+use onboard_harness::{Persistence, RedisCluster, SingleServer};
 use onboard_shared::config::Durability;
 use onboard_shared::jobs::{Job, JobKind};
 use onboard_shared::queue::{EnqueueOptions, JobStore};
@@ -54,7 +55,8 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     for topology in ["single", "cluster"] {
         let redis = tokio::task::spawn_blocking(move || match topology {
             "single" => RedisServer::Single(SingleServer::start_with(false)),
-            _ => RedisServer::Cluster(RedisCluster::start()),
+            // No persistence, as the single server: the figures compare topologies.
+            _ => RedisServer::Cluster(RedisCluster::start_with(Persistence::None)),
         })
         .await
         .context("start redis")?;
