@@ -20,18 +20,29 @@ pub async fn start_redis() -> anyhow::Result<RedisServer> {
         .context("start a private redis-server")
 }
 
-/// `FLUSHALL` on a private server (between measured runs on the same server).
+/// `FLUSHALL` on a private server, or on every master of a private cluster (between
+/// measured runs on the same Redis; replicas follow their masters).
 pub async fn flush(redis: &RedisServer) -> anyhow::Result<()> {
-    let client = redis::Client::open(redis.url())?;
-    // No response timeout: flushing a million jobs takes longer than the default 500 ms.
-    let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&cfg)
-        .await?;
-    redis::cmd("FLUSHALL")
-        .query_async::<()>(&mut conn)
-        .await
-        .context("FLUSHALL")?;
+    let urls = match redis {
+        RedisServer::Single(_) => vec![redis.url()],
+        RedisServer::Cluster(cluster) => cluster
+            .master_ports()
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}/"))
+            .collect(),
+    };
+    for url in urls {
+        let client = redis::Client::open(url)?;
+        // No response timeout: flushing a million jobs takes longer than the default 500 ms.
+        let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?;
+        redis::cmd("FLUSHALL")
+            .query_async::<()>(&mut conn)
+            .await
+            .context("FLUSHALL")?;
+    }
     Ok(())
 }
 
@@ -198,6 +209,58 @@ pub async fn wait_succeeded(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`; zero
+/// when it cannot be read (the process ended).
+pub fn proc_cpu(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|text| {
+            // The command name (field 2) may hold spaces: count fields after its ')'.
+            let rest = &text[text.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    // Linux reports in USER_HZ, 100 per second on every architecture it runs on here.
+    Duration::from_millis(ticks * 10)
+}
+
+/// The environment of an `onboard-worker` with stubbed providers (answered in-process, no
+/// HTTP) and no provider limits (stubs call no provider), `concurrency` slots for each of
+/// `kinds` and none for the other kinds.
+pub fn stub_worker_env(
+    redis: &RedisServer,
+    kinds: &[JobKind],
+    concurrency: usize,
+) -> Vec<(String, String)> {
+    let mut env = worker_env(redis, None);
+    env.push(("ONBOARD_STUB_PROVIDERS".into(), "true".into()));
+    for limit in [
+        "IOT",
+        "CREATE_ACCOUNT",
+        "SEND_VERIFY_CODE",
+        "GET_COUNTRY_CODES",
+        "POLYV",
+    ] {
+        env.push((format!("ONBOARD_LIMITS__{limit}"), "0".into()));
+    }
+    for kind in JobKind::ALL {
+        let slots = if kinds.contains(&kind) {
+            concurrency
+        } else {
+            0
+        };
+        let name = kind.as_str().to_uppercase().replace('-', "_");
+        env.push((
+            format!("ONBOARD_QUEUE__CONCURRENCY__{name}"),
+            slots.to_string(),
+        ));
+    }
+    env
 }
 
 /// Resident set size figures of a process from `/proc/<pid>/status`, in KiB.

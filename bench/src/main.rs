@@ -21,9 +21,9 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Cli {
-    /// enqueue, drain-stub, drain-sandbox, pickup, ratelimit, fairness, memory, http or all.
+    /// enqueue, drain-stub, drain-sandbox, pickup, ratelimit, fairness, memory, scale, http or all.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-        ["enqueue", "drain-stub", "drain-sandbox", "pickup", "ratelimit", "fairness", "memory", "http", "all"]
+        ["enqueue", "drain-stub", "drain-sandbox", "pickup", "ratelimit", "fairness", "memory", "scale", "http", "all"]
     ))]
     scenario: String,
     /// Small sizes (the whole `all --quick` runs in about two minutes; for CI).

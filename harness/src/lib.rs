@@ -17,8 +17,8 @@ mod redis_server;
 
 pub use binaries::{binary, set_no_build, target_dir};
 pub use process::{free_port, spawn_ready, Process};
-pub use redis_cluster::RedisCluster;
-pub use redis_server::RedisServer;
+pub use redis_cluster::{Persistence, RedisCluster};
+pub use redis_server::{RedisServer, SingleServer, TestConnection, TEST_REDIS_ENV};
 
 use std::process::Command;
 use std::time::Duration;

@@ -272,14 +272,36 @@ impl Default for QueueConfig {
     }
 }
 
+/// When a write to Redis counts as done. Redis replicates asynchronously: a master that
+/// dies a moment after answering can take its last writes with it, and the replica that
+/// takes over never had them. `Replicated` closes that window at the cost of a round trip
+/// to a replica per write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Done when the master has it.
+    #[default]
+    Async,
+    /// Done when a replica confirmed it too (`WAIT 1 <replication_timeout_ms>`); a write no
+    /// replica confirmed in time is reported as an error (it is on the master, and may be
+    /// lost with it).
+    Replicated,
+}
+
 /// Everything a worker or producer needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Production or sandbox.
     pub profile: Profile,
-    /// Redis URL (`redis://...`).
+    /// Redis: one URL (`redis://...`), or a Redis Cluster's seed nodes separated by commas
+    /// (whether it is a cluster is asked of the first node that answers).
     pub redis_url: String,
+    /// When a write counts as done: `async` (the Redis master has it) or `replicated` (a
+    /// replica confirmed it too: `WAIT 1` after every enqueue, ack and supplied code).
+    pub durability: Durability,
+    /// With `durability = "replicated"`: how long a write waits for a replica, ms.
+    pub replication_timeout_ms: u64,
     /// Base64 of a 32-byte key for encrypting payloads and results at rest.
     pub encryption_key: Option<Secret>,
     /// Where the worker serves `/metrics`, `/healthz` and `/readyz`.
@@ -308,6 +330,8 @@ impl Default for Config {
         Config {
             profile: Profile::Production,
             redis_url: "redis://127.0.0.1:6379/".into(),
+            durability: Durability::Async,
+            replication_timeout_ms: 2_000,
             encryption_key: None,
             metrics_listen: "127.0.0.1:9464".into(),
             http_timeout_ms: 10_000,

@@ -6,7 +6,8 @@
 //! * [`normalize`]: the one input normalisation the CLI and backfills apply before them;
 //! * [`provider_error`]: the one classification of provider failures;
 //! * [`providers`]: one module per provider API (signer, client, error mapping);
-//! * [`config`]: TOML + `ONBOARD_*` configuration.
+//! * [`config`]: TOML + `ONBOARD_*` configuration;
+//! * [`redis_link`]: the connection to one Redis server or a Redis Cluster.
 
 pub mod clock;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod providers;
 pub mod queue;
 pub mod ratelimit;
 pub mod ready;
+pub mod redis_link;
 pub mod secret;
 pub mod validation;
 

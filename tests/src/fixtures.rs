@@ -1,11 +1,11 @@
 //! Jobs and settings the end-to-end tests share: valid payloads numbered by `i` (so every
 //! natural key is distinct), a connected producer, and worker options for fast retries.
 
-use crate::{RedisServer, WorkerOptions};
+use crate::{wait_all, RedisServer, Sandbox, WorkerOptions};
 use onboard_producer::Producer;
 use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::*;
-use onboard_shared::queue::EnqueueOptions;
+use onboard_shared::queue::{EnqueueOptions, JobState};
 use onboard_shared::secret::Secret;
 
 /// A producer on the sandbox profile.
@@ -90,6 +90,75 @@ pub async fn enqueue_all(p: &Producer, jobs: Vec<Job>) -> Vec<String> {
         .into_iter()
         .map(|e| e.id)
         .collect()
+}
+
+/// Enqueues `customers` customers, `users` users, and a bind-devices child for each of the
+/// first `binds` customers; returns the customers' ids and the others'.
+pub async fn enqueue_mixed(
+    p: &Producer,
+    customers: usize,
+    users: usize,
+    binds: usize,
+) -> (Vec<String>, Vec<String>) {
+    let mut parents = Vec::new();
+    for chunk in (0..customers).collect::<Vec<_>>().chunks(2_000) {
+        parents.extend(enqueue_all(p, chunk.iter().map(|i| customer(*i)).collect()).await);
+    }
+    let mut others = Vec::new();
+    for chunk in (0..users).collect::<Vec<_>>().chunks(2_000) {
+        others.extend(enqueue_all(p, chunk.iter().map(|i| user(*i)).collect()).await);
+    }
+    let children: Vec<_> = (0..binds)
+        .map(|i| {
+            let opts = EnqueueOptions {
+                depends_on: Some(parents[i].clone()),
+                ..Default::default()
+            };
+            (bind(i), opts)
+        })
+        .collect();
+    for chunk in children.chunks(2_000) {
+        others.extend(
+            p.enqueue_many(chunk)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id),
+        );
+    }
+    (parents, others)
+}
+
+/// Waits up to five minutes for `ids` to end, then asserts that each succeeded and that the
+/// sandbox created `customers` customers and `users` POLYV users, none twice.
+pub async fn all_succeeded_each_created_once(
+    p: &Producer,
+    ids: &[String],
+    sandbox: &Sandbox,
+    customers: usize,
+    users: usize,
+) {
+    let done = wait_all(p, ids, std::time::Duration::from_secs(300)).await;
+    let not_ok: Vec<_> = done
+        .iter()
+        .filter(|s| s.state != JobState::Succeeded)
+        .collect();
+    assert!(
+        not_ok.is_empty(),
+        "{} jobs did not succeed, e.g. {:?}",
+        not_ok.len(),
+        not_ok.first()
+    );
+    let stats = sandbox.stats();
+    assert_eq!(stats["duplicates"], 0, "nothing created twice");
+    assert_eq!(
+        stats["creates"]["customers"].as_object().map(|m| m.len()),
+        Some(customers)
+    );
+    assert_eq!(
+        stats["creates"]["polyv_users"].as_object().map(|m| m.len()),
+        Some(users)
+    );
 }
 
 /// Runs `onboard-producer <args>` against `redis_url` on the sandbox profile.

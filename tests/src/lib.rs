@@ -6,14 +6,18 @@ pub mod api;
 pub mod fixtures;
 pub mod scrape;
 
-pub use onboard_harness::{free_port, RedisServer};
+pub use onboard_harness::{free_port, RedisCluster, RedisServer};
 use onboard_harness::{SandboxProcess, WorkerProcess};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Puts `id` at the end of `kind`'s live lane (the default source) as the queue would: the
 /// list, and its ring entry when the list was empty. For tests that plant records by hand.
-pub fn push_ready(conn: &mut redis::Connection, kind: onboard_shared::jobs::JobKind, id: &str) {
+pub fn push_ready(
+    conn: &mut impl redis::ConnectionLike,
+    kind: onboard_shared::jobs::JobKind,
+    id: &str,
+) {
     use onboard_shared::queue::{keys::QueueKeys, Lane};
     use redis::Commands;
     let keys = QueueKeys::new(kind);

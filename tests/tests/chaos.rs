@@ -2,7 +2,7 @@
 //! throttling, in the middle of real runs. Nothing may be lost, nothing created twice at a
 //! provider, no job may use more attempts than allowed, and throttling may use none.
 
-use onboard_producer::{Event, EventFollower, Producer};
+use onboard_producer::{Event, EventFollower};
 use onboard_shared::queue::*;
 use onboard_shared::ErrorClass;
 use onboard_tests::fixtures::*;
@@ -10,42 +10,6 @@ use onboard_tests::scrape::{scrape, sum};
 use onboard_tests::{wait_all, RedisServer, Sandbox, Worker, WorkerOptions};
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
-
-/// Customers, users, and a bind-devices child for the first `binds` customers.
-async fn enqueue_mixed(
-    p: &Producer,
-    customers: usize,
-    users: usize,
-    binds: usize,
-) -> (Vec<String>, Vec<String>) {
-    let mut parents = Vec::new();
-    for chunk in (0..customers).collect::<Vec<_>>().chunks(2_000) {
-        parents.extend(enqueue_all(p, chunk.iter().map(|i| customer(*i)).collect()).await);
-    }
-    let mut others = Vec::new();
-    for chunk in (0..users).collect::<Vec<_>>().chunks(2_000) {
-        others.extend(enqueue_all(p, chunk.iter().map(|i| user(*i)).collect()).await);
-    }
-    let children: Vec<_> = (0..binds)
-        .map(|i| {
-            let opts = EnqueueOptions {
-                depends_on: Some(parents[i].clone()),
-                ..Default::default()
-            };
-            (bind(i), opts)
-        })
-        .collect();
-    for chunk in children.chunks(2_000) {
-        others.extend(
-            p.enqueue_many(chunk)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id),
-        );
-    }
-    (parents, others)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_three_times_in_a_10k_mixed_run() {
@@ -73,27 +37,7 @@ async fn kill_9_three_times_in_a_10k_mixed_run() {
         worker = Worker::start(&redis, &sandbox, opts.clone());
     }
     let all: Vec<String> = customers.iter().chain(&others).cloned().collect();
-    let done = wait_all(&p, &all, Duration::from_secs(300)).await;
-    let not_ok: Vec<_> = done
-        .iter()
-        .filter(|s| s.state != JobState::Succeeded)
-        .collect();
-    assert!(
-        not_ok.is_empty(),
-        "{} jobs did not succeed, e.g. {:?}",
-        not_ok.len(),
-        not_ok.first()
-    );
-    let stats = sandbox.stats();
-    assert_eq!(stats["duplicates"], 0, "nothing created twice");
-    assert_eq!(
-        stats["creates"]["customers"].as_object().map(|m| m.len()),
-        Some(4_000)
-    );
-    assert_eq!(
-        stats["creates"]["polyv_users"].as_object().map(|m| m.len()),
-        Some(4_000)
-    );
+    all_succeeded_each_created_once(&p, &all, &sandbox, 4_000, 4_000).await;
     let expired: u64 = p
         .stats()
         .await

@@ -3,10 +3,11 @@
 
 use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::*;
+use onboard_shared::providers::Provider;
 use onboard_shared::queue::keys::QueueKeys;
 use onboard_shared::queue::*;
 use onboard_shared::secret::Secret;
-use onboard_shared::ErrorClass;
+use onboard_shared::{events, ErrorClass};
 use onboard_tests::RedisServer;
 use redis::Commands;
 
@@ -175,13 +176,14 @@ async fn the_events_stream_stays_near_its_cap() {
         .collect();
     s.enqueue_many(&jobs).await.unwrap();
     let mut conn = redis.connection();
+    let stream = events::stream_key(Provider::Iot, redis.is_cluster());
     // Approximate trimming (`MAXLEN ~`) drops whole stream nodes of 100 entries, so the
     // stream may run one node over its cap, never thousands.
-    let after_enqueue: usize = conn.xlen("onboard:events").unwrap();
+    let after_enqueue: usize = conn.xlen(&stream).unwrap();
     assert!((200..=300).contains(&after_enqueue), "{after_enqueue}");
     let got = s.fetch(JobKind::CreateCustomer, 1_000, "t").await.unwrap();
     assert_eq!(got.jobs.len(), 1_000);
-    let after_fetch: usize = conn.xlen("onboard:events").unwrap();
+    let after_fetch: usize = conn.xlen(&stream).unwrap();
     assert!((200..=300).contains(&after_fetch), "{after_fetch}");
 }
 

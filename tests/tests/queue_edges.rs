@@ -63,13 +63,10 @@ async fn a_failed_quarantine_does_not_abandon_the_batch() {
     // A user who may do everything but DEL, which only the quarantine's dead-lettering
     // uses here: every quarantine fails, every claim works.
     let mut admin = redis.connection();
-    redis::cmd("ACL")
-        .arg(&[
-            "SETUSER", "worker", "on", ">pw", "~*", "&*", "+@all", "-del",
-        ])
-        .query::<()>(&mut admin)
-        .unwrap();
-    let s = store_at(&format!("redis://worker:pw@127.0.0.1:{}/", redis.port())).await;
+    redis.on_every_node(redis::cmd("ACL").arg(&[
+        "SETUSER", "worker", "on", ">pw", "~*", "&*", "+@all", "-del",
+    ]));
+    let s = store_at(&redis.url_as("worker", "pw")).await;
     let cc = QueueKeys::new(JobKind::CreateCustomer);
     let first = s.enqueue(&customer(1), &Default::default()).await.unwrap();
     admin

@@ -4,15 +4,14 @@
 use onboard_shared::config::RateLimits;
 use onboard_shared::providers::{polyv, tencentcloud, Provider};
 use onboard_shared::ratelimit::RedisGate;
+use onboard_shared::redis_link::RedisLink;
 use onboard_shared::ProviderError;
 use onboard_tests::RedisServer;
 use std::time::Duration;
 
 async fn gate(redis: &RedisServer) -> RedisGate {
-    let client = redis::Client::open(redis.url()).expect("redis url");
-    let conn = redis::aio::ConnectionManager::new(client)
-        .await
-        .expect("connect");
+    let link = RedisLink::discover(&redis.url()).await.expect("redis url");
+    let conn = link.shared().await.expect("connect");
     RedisGate::new(conn, RateLimits::default(), Duration::from_secs(1))
 }
 

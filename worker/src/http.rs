@@ -1,5 +1,5 @@
 //! The worker's HTTP listener: `/metrics` (Prometheus), `/healthz` (alive) and `/readyz`
-//! (Redis reachable, workers running and housekeeping not failing; 503 otherwise).
+//! (every provider's queues reachable in Redis, on a cluster too; workers running and housekeeping not failing; 503 otherwise).
 
 use crate::sweeper::SweeperHealth;
 use axum::extract::State;
@@ -10,6 +10,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use onboard_shared::queue::JobStore;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the readiness probe waits for Redis.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -41,10 +45,14 @@ async fn ready(State(s): State<HttpState>) -> (StatusCode, &'static str) {
     if !s.running.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
-    let mut conn = s.store.connection();
-    let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-    match ping {
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n"),
+    match s.store.probe(PROBE_TIMEOUT).await {
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "redis unreachable or unusable (see the log)\n",
+            )
+        }
         Ok(_) if s.sweeper.failing() => (
             StatusCode::SERVICE_UNAVAILABLE,
             "housekeeping failing (see onboard_sweeper_errors_total and the log)\n",

@@ -44,21 +44,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     // Ours, the worker process with stubbed providers.
     harness::flush(&redis).await?;
     harness::enqueue_chunks(&store, &jobs, 10_000).await?;
-    let mut env = harness::worker_env(&redis, None);
-    env.push(("ONBOARD_STUB_PROVIDERS".into(), "true".into()));
-    // As in-process (`harness::config`): stubs call no provider, so no provider limit.
-    for limit in ["IOT", "CREATE_ACCOUNT", "SEND_VERIFY_CODE", "GET_COUNTRY_CODES", "POLYV"] {
-        env.push((format!("ONBOARD_LIMITS__{limit}"), "0".into()));
-    }
-    for kind in [
-        "CREATE_CUSTOMER",
-        "BIND_DEVICES",
-        "CREATE_ACCOUNT",
-        "REGISTER_USER",
-    ] {
-        let c = if kind == "CREATE_CUSTOMER" { 50 } else { 0 };
-        env.push((format!("ONBOARD_QUEUE__CONCURRENCY__{kind}"), c.to_string()));
-    }
+    let env = harness::stub_worker_env(&redis, &[JobKind::CreateCustomer], 50);
     let start = Instant::now();
     let worker = harness::start_worker(&env)
         .await

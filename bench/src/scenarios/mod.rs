@@ -8,9 +8,11 @@ pub mod http;
 pub mod memory;
 pub mod pickup;
 pub mod ratelimit;
+pub mod scale;
 
 use crate::report::Record;
-use onboard_shared::jobs::CreateCustomerJob;
+use onboard_shared::jobs::{CreateCustomerJob, RegisterUserJob};
+use onboard_shared::secret::Secret;
 
 /// Create-customer job `i`, the payload both we and the peer enqueue and drain.
 pub fn customer_payload(i: usize) -> CreateCustomerJob {
@@ -21,8 +23,20 @@ pub fn customer_payload(i: usize) -> CreateCustomerJob {
     }
 }
 
+/// Register-user job `i` (POLYV), for the scenarios that drain two providers.
+pub fn user_payload(i: usize) -> RegisterUserJob {
+    RegisterUserJob {
+        email: format!("user{i}@example.com"),
+        mobile: format!("138{:08}", i % 100_000_000),
+        passwd: Secret::new("secret-pass-1"),
+        name: None,
+        industry: None,
+        sale_id: None,
+    }
+}
+
 /// The scenarios, in the order `all` runs them.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     "enqueue",
     "drain-stub",
     "drain-sandbox",
@@ -30,6 +44,7 @@ pub const ALL: [&str; 8] = [
     "ratelimit",
     "fairness",
     "memory",
+    "scale",
     "http",
 ];
 
@@ -43,6 +58,7 @@ pub async fn run(name: &str, quick: bool) -> anyhow::Result<Record> {
         "ratelimit" => ratelimit::run(quick).await,
         "fairness" => fairness::run(quick).await,
         "memory" => memory::run(quick).await,
+        "scale" => scale::run(quick).await,
         "http" => http::run(quick).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }

@@ -193,7 +193,10 @@ impl From<QueueError> for ApiError {
                 e.detail.first_id = Some(first_id);
                 e
             }
-            QueueError::Redis(_) => ApiError::new(ErrorCode::Unavailable, message),
+            // Both are worth a retry: with the same Idempotency-Key, nothing is enqueued twice.
+            QueueError::Redis(_)
+            | QueueError::Unavailable(_)
+            | QueueError::NotReplicated { .. } => ApiError::new(ErrorCode::Unavailable, message),
             QueueError::Protocol(_)
             | QueueError::Cipher(_)
             | QueueError::KeyMismatch { .. }

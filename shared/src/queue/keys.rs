@@ -49,6 +49,12 @@ impl ProviderKeys {
         self.key("notify")
     }
 
+    /// Stream: the provider's events, on a Redis Cluster (one server has one stream for
+    /// all, `events::STREAM_KEY`).
+    pub fn events(&self) -> String {
+        self.key("events")
+    }
+
     /// List: the `<kind>|<source>` entries of `lane` whose lists have work, taken in turn.
     pub fn ring(&self, lane: Lane) -> String {
         self.key(&format!("ring:{lane}"))
@@ -191,13 +197,14 @@ impl QueueKeys {
 }
 
 /// The registry of batches (backfill runs), outside any queue: a sorted set of batch ids by
-/// creation time.
-pub const BATCHES: &str = "onboard:batches";
+/// creation time. It shares the hash tag `{batches}` with the batches' own keys, so one
+/// pipeline registers a batch on a Redis Cluster too.
+pub const BATCHES: &str = "onboard:{batches}";
 
 /// Hash: one batch's label, creation time and state (its per-provider counters are in
 /// [`ProviderKeys::source`]).
 pub fn batch(id: &str) -> String {
-    format!("onboard:batch:{id}")
+    format!("onboard:{{batches}}:{id}")
 }
 
 /// A source name as it appears in key names: letters, digits and `_-.:@`, at most 64

@@ -12,9 +12,9 @@
 use crate::config::RateLimits;
 use crate::providers::{Action, Provider, RequestGate};
 use crate::queue::keys::ProviderKeys;
+use crate::redis_link::RedisConnection;
 use crate::{ProviderError, ThrottledBy};
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub fn live_per_bulk(share: f64) -> u64 {
 /// The Redis-side gate every provider request passes.
 #[derive(Clone)]
 pub struct RedisGate {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     limits: RateLimits,
     max_inline_wait: Duration,
 }
@@ -61,7 +61,7 @@ impl std::fmt::Debug for RedisGate {
 impl RedisGate {
     /// A gate over `conn` with the configured limits; waits up to `max_inline_wait` are
     /// slept, longer ones are returned as throttling.
-    pub fn new(conn: ConnectionManager, limits: RateLimits, max_inline_wait: Duration) -> Self {
+    pub fn new(conn: RedisConnection, limits: RateLimits, max_inline_wait: Duration) -> Self {
         RedisGate {
             conn,
             limits,

@@ -47,7 +47,7 @@ impl Fetcher {
             return;
         };
         let provider = first.provider();
-        let mut waiter = IdleWaiter::new(self.store.client().clone(), ProviderKeys::new(provider));
+        let mut waiter = IdleWaiter::new(self.store.link().clone(), ProviderKeys::new(provider));
         let token_base = ulid::Ulid::new().to_string();
         let mut claims: u64 = 0;
         let mut errors = error_backoff();

@@ -5,20 +5,21 @@
 //! multiplexed connection would time out and stall every ack behind it (APALIS.md).
 
 use onboard_shared::queue::keys::ProviderKeys;
+use onboard_shared::redis_link::{RedisConnection, RedisLink};
 use std::time::Duration;
 
 /// See the module documentation.
 pub struct IdleWaiter {
-    client: redis::Client,
+    link: RedisLink,
     keys: ProviderKeys,
-    conn: Option<redis::aio::MultiplexedConnection>,
+    conn: Option<RedisConnection>,
 }
 
 impl IdleWaiter {
     /// A waiter on the notify list of `keys`' provider.
-    pub fn new(client: redis::Client, keys: ProviderKeys) -> Self {
+    pub fn new(link: RedisLink, keys: ProviderKeys) -> Self {
         IdleWaiter {
-            client,
+            link,
             keys,
             conn: None,
         }
@@ -28,14 +29,7 @@ impl IdleWaiter {
     /// the caller's fetch then reports the problem).
     pub async fn wait(&mut self, wait: Duration) {
         if self.conn.is_none() {
-            let cfg = redis::AsyncConnectionConfig::new()
-                .set_response_timeout(None)
-                .set_connection_timeout(Some(Duration::from_secs(2)));
-            match self
-                .client
-                .get_multiplexed_async_connection_with_config(&cfg)
-                .await
-            {
+            match self.link.blocking().await {
                 Ok(c) => self.conn = Some(c),
                 Err(_) => {
                     tokio::time::sleep(wait).await;

@@ -1,7 +1,7 @@
 -- Records the outcome of one attempt that did not succeed (successes go through
 -- ack_succeeded.lua), checked against the lease token: a worker whose lease expired (and
 -- whose job was handed to someone else) cannot overwrite the outcome.
--- ARGV[6] = id, ARGV[7] = token, ARGV[8] = outcome, then outcome arguments:
+-- ARGV[5] = id, ARGV[6] = token, ARGV[7] = outcome, then outcome arguments:
 --   retry          delay_ms, error_json, uncertain (0/1)
 --   defer          delay_ms, error_json          (throttled: gives the attempt back)
 --   dead           error_json
@@ -11,9 +11,9 @@
 --   unstarted      (claimed but never started: back to the queue as it was)
 -- Returns {status, dependent refs...}; dependents are returned when the job died, so the
 -- caller can fail them in their own queues. A record that cannot be used is dead-lettered.
-local id = ARGV[6]
-local token = ARGV[7]
-local outcome = ARGV[8]
+local id = ARGV[5]
+local token = ARGV[6]
+local outcome = ARGV[7]
 local key = job_key(id)
 
 check_ready_keys()
@@ -59,46 +59,46 @@ end
 
 redis.call('HSET', key, 'token', '', 'updated_ms', now_text)
 if outcome == 'retry' then
-  redis.call('HSET', key, 'error', ARGV[10])
-  if ARGV[11] == '1' then redis.call('HSET', key, 'uncertain', 1) end
+  redis.call('HSET', key, 'error', ARGV[9])
+  if ARGV[10] == '1' then redis.call('HSET', key, 'uncertain', 1) end
   if attempts >= max_attempts then
-    local err = cjson.decode(ARGV[10])
+    local err = cjson.decode(ARGV[9])
     err.message = 'attempts used up (' .. attempts .. '); last error: ' .. (err.message or '')
     return with('dead', to_dead(id, cjson.encode(err)))
   end
-  local run_at = string.format('%d', now + tonumber(ARGV[9]))
+  local run_at = string.format('%d', now + tonumber(ARGV[8]))
   redis.call('HSET', key, 'state', 'retry_scheduled', 'run_at_ms', run_at)
   redis.call('ZADD', prefix .. 'scheduled', run_at, id)
-  emit(id, 'retry_scheduled', 'error', ARGV[10])
+  emit(id, 'retry_scheduled', 'error', ARGV[9])
   -- An idle fetcher sleeping past the new due time learns of it now.
   wake()
   return {'retry'}
 elseif outcome == 'defer' then
-  local run_at = string.format('%d', now + tonumber(ARGV[9]))
+  local run_at = string.format('%d', now + tonumber(ARGV[8]))
   redis.call('HINCRBY', key, 'attempts', -1)
   redis.call('HINCRBY', key, 'throttles', 1)
-  redis.call('HSET', key, 'state', 'retry_scheduled', 'run_at_ms', run_at, 'error', ARGV[10])
+  redis.call('HSET', key, 'state', 'retry_scheduled', 'run_at_ms', run_at, 'error', ARGV[9])
   redis.call('ZADD', prefix .. 'scheduled', run_at, id)
-  emit(id, 'retry_scheduled', 'error', ARGV[10])
+  emit(id, 'retry_scheduled', 'error', ARGV[9])
   wake()
   return {'deferred'}
 elseif outcome == 'dead' then
-  return with('dead', to_dead(id, ARGV[9]))
+  return with('dead', to_dead(id, ARGV[8]))
 elseif outcome == 'await_code' then
   redis.call('HINCRBY', key, 'attempts', -1)
   redis.call('HDEL', key, 'code')
-  return await_code(ARGV[9], 'phone', ARGV[10])
+  return await_code(ARGV[8], 'phone', ARGV[9])
 elseif outcome == 'code_rejected' then
   redis.call('HINCRBY', key, 'attempts', -1)
   local failures = (whole(f[5], 0) or 0) + 1
-  redis.call('HSET', key, 'code_failures', string.format('%d', failures), 'error', ARGV[11])
+  redis.call('HSET', key, 'code_failures', string.format('%d', failures), 'error', ARGV[10])
   redis.call('HDEL', key, 'code')
-  if failures >= tonumber(ARGV[10]) then
-    local err = cjson.decode(ARGV[11])
+  if failures >= tonumber(ARGV[9]) then
+    local err = cjson.decode(ARGV[10])
     err.message = 'verify code rejected ' .. failures .. ' times: ' .. (err.message or '')
     return with('dead', to_dead(id, cjson.encode(err)))
   end
-  return await_code(ARGV[9], 'reason', 'code rejected')
+  return await_code(ARGV[8], 'reason', 'code rejected')
 elseif outcome == 'release' then
   redis.call('HINCRBY', key, 'attempts', -1)
   redis.call('HSET', key, 'state', 'queued', 'uncertain', 1)

@@ -1,6 +1,6 @@
 -- Records the success of one or more attempts of this queue, each checked against its
 -- lease token (a worker whose lease expired cannot overwrite the outcome).
--- ARGV[6] = retention_secs, ARGV[7] = number of jobs, then 3 values per job:
+-- ARGV[5] = retention_secs, ARGV[6] = number of jobs, then 3 values per job:
 --   id, token, result (ciphertext)
 -- Returns, per job: status ('succeeded', 'stale', or 'dead' when its record could not be
 -- used), the number of dependents, then their refs, which the caller resolves in their own
@@ -11,13 +11,13 @@
 -- the leases and one counter update per batch; per job one HMGET, one HSET, its expiry
 -- and its event. It skips what a job does not have (a code, an idempotency key,
 -- dependents; see add_dependent.lua for the `deps` flag).
-local retention = ARGV[6]
-local n = tonumber(ARGV[7])
+local retention = ARGV[5]
+local n = tonumber(ARGV[6])
 local out = {}
 local done = {}
 check_queue_keys('leased')
 for i = 0, n - 1 do
-  local base = 8 + i * 3
+  local base = 7 + i * 3
   local id = ARGV[base]
   local key = job_key(id)
   local held = read_job(id, 'token', 'idem', 'code', 'deps', 'source')

@@ -1,12 +1,12 @@
--- Ends up to ARGV[7] not-yet-started jobs of a cancelled batch (source ARGV[6]) of this
+-- Ends up to ARGV[6] not-yet-started jobs of a cancelled batch (source ARGV[5]) of this
 -- kind: each becomes `cancelled` (common.lua's cancel_job: its idempotency key is released,
--- so a corrected file can be run again). Jobs that already ran keep going. ARGV[8] =
+-- so a corrected file can be run again). Jobs that already ran keep going. ARGV[7] =
 -- retention of finished jobs (s). Call it until nothing remains.
 -- Returns {cancelled, remaining in its lists, dependent refs...} (the dependents, waiting on
 -- a cancelled job, are cancelled too by the caller).
-local source = ARGV[6]
-local max = tonumber(ARGV[7])
-local retention = ARGV[8]
+local source = ARGV[5]
+local max = tonumber(ARGV[6])
+local retention = ARGV[7]
 check_queue_keys('pending', 'scheduled', 'waiting', 'sources')
 local done = 0
 local deps = {}

@@ -1,12 +1,14 @@
 -- Shared helpers, prepended to every queue script by queue/scripts.rs.
 --
 -- Every script gets KEYS[1] = its provider's notify list (it routes the call to the
--- provider's slot) and ARGV[1] = the queue's key prefix `onboard:{<provider>}:<kind>:`,
--- ARGV[2] = the events stream key, ARGV[3] = the stream's approximate max length,
--- ARGV[4] = the kind, ARGV[5] = the kind's job-id prefix (`cust`, ...). Its own arguments
--- start at ARGV[6]. All keys a script touches share the provider's hash tag, so each
--- script runs in one slot; a script about several kinds of one provider switches between
--- them with use_kind. Key names: queue/keys.rs.
+-- provider's slot), KEYS[2] = the events stream its state changes go to, and
+-- ARGV[1] = the queue's key prefix `onboard:{<provider>}:<kind>:`, ARGV[2] = the stream's
+-- approximate max length, ARGV[3] = the kind, ARGV[4] = the kind's job-id prefix (`cust`,
+-- ...). Its own arguments start at ARGV[5]. Every other key a script touches is built from
+-- the prefix, so it carries the provider's hash tag: each script runs in one slot, on one
+-- node of a Redis Cluster (on a cluster the events stream is the provider's own,
+-- `onboard:{<provider>}:events`). A script about several kinds of one provider switches
+-- between them with use_kind. Key names: queue/keys.rs.
 --
 -- Two rules hold in every script:
 -- * One clock: "now" is Redis's TIME, read here. No caller's clock decides a lease, a
@@ -16,10 +18,10 @@
 --   and a job record that cannot be used is dead-lettered with a reason naming the key and
 --   the field; the rest of the batch carries on.
 local prefix = ARGV[1]
-local events_key = ARGV[2]
-local events_maxlen = ARGV[3]
-local kind = ARGV[4]
-local id_prefix = ARGV[5]
+local events_key = KEYS[2]
+local events_maxlen = ARGV[2]
+local kind = ARGV[3]
+local id_prefix = ARGV[4]
 local provider_prefix = string.sub(prefix, 1, #prefix - #kind - 1)
 
 -- The job-id prefix of each kind (queue/ids.rs holds the same table).

@@ -1,8 +1,8 @@
 -- Deletes a dead job for good: its record, its idempotency key, and whatever poison was set
 -- aside for it. Anything listed in the dead-letter set can be purged, a malformed member
--- included (its record may be missing or of the wrong type). ARGV[6] = id.
+-- included (its record may be missing or of the wrong type). ARGV[5] = id.
 -- Returns {'ok'} or {'wrong_state', state} ('missing' when there is no such dead job).
-local id = ARGV[6]
+local id = ARGV[5]
 local key = job_key(id)
 check_queue_keys()
 local listed = redis.call('ZSCORE', prefix .. 'dead', id)

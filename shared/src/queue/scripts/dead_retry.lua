@@ -1,8 +1,8 @@
 -- Brings a dead job back: attempts reset, back to the queue (or to waiting, when it has a
--- parent, so the dependency is checked again). ARGV[6] = id.
+-- parent, so the dependency is checked again). ARGV[5] = id.
 -- Returns {'queued'}, {'waiting', parent} or {'wrong_state', state} ('missing': no such
 -- job; 'undecodable': a quarantined or malformed job, which can only be purged).
-local id = ARGV[6]
+local id = ARGV[5]
 local key = job_key(id)
 check_ready_keys()
 check_queue_keys('waiting')

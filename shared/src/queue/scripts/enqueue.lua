@@ -1,5 +1,5 @@
--- Enqueues one or more jobs of one lane and source atomically. ARGV[6] = number of jobs,
--- ARGV[7] = the lane (`live` or `bulk`), ARGV[8] = the source, then 7 values per job:
+-- Enqueues one or more jobs of one lane and source atomically. ARGV[5] = number of jobs,
+-- ARGV[6] = the lane (`live` or `bulk`), ARGV[7] = the source, then 7 values per job:
 --   id, payload, max_attempts, run_at_ms (0 = now), parent id ('' = none),
 --   idempotency key ('' = none; already hashed by the caller),
 --   payload digests (keyed, from the caller, comma-separated: one per configured encryption
@@ -23,9 +23,9 @@
 --   wake-up of idle workers.
 -- Scheduled jobs and jobs with a parent are written in full at once: they are not the bulk
 -- case, and other scripts look them up by their record.
-local n = tonumber(ARGV[6])
-local lane = ARGV[7]
-local source = ARGV[8]
+local n = tonumber(ARGV[5])
+local lane = ARGV[6]
+local source = ARGV[7]
 local per_job = 7
 
 check_ready_keys()
@@ -59,7 +59,7 @@ local idem_pairs = {}
 local seen = {}
 local repeated = false
 for i = 0, n - 1 do
-  local base = 9 + i * per_job
+  local base = 8 + i * per_job
   local idem = ARGV[base + 5]
   if idem ~= '' then
     if seen[idem] then repeated = true end
@@ -80,7 +80,7 @@ local added = 0
 -- the end, so job_state cannot see them yet.
 local written = {}
 for i = 0, n - 1 do
-  local base = 9 + i * per_job
+  local base = 8 + i * per_job
   local id = ARGV[base]
   local payload = ARGV[base + 1]
   local max_attempts = ARGV[base + 2]

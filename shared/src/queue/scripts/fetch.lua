@@ -4,13 +4,13 @@
 -- job's request slot is reserved here, so a claimed job never waits at the gate holding a
 -- worker slot while a later live job could have gone first.
 --
--- ARGV[6] = most jobs to claim, ARGV[7] = lease (ms), ARGV[8] = a token prefix unique to
--- this claim (each job's lease token is prefix:i), ARGV[9] = the provider limit's rate in
--- requests per second (0 = no limit), ARGV[10] = the guard at the end of each second (µs,
--- see slots.lua), ARGV[11] = how far ahead a slot may be reserved (ms), ARGV[12] = live
--- claims after which bulk is owed one (its minimum share; 0 = never owed), ARGV[13] = the
--- limit's slot key, ARGV[14] = retention of finished jobs (s), ARGV[15] = number of kinds
--- this worker runs, then the kinds. The kind in ARGV[4] is the first of them.
+-- ARGV[5] = most jobs to claim, ARGV[6] = lease (ms), ARGV[7] = a token prefix unique to
+-- this claim (each job's lease token is prefix:i), ARGV[8] = the provider limit's rate in
+-- requests per second (0 = no limit), ARGV[9] = the guard at the end of each second (µs,
+-- see slots.lua), ARGV[10] = how far ahead a slot may be reserved (ms), ARGV[11] = live
+-- claims after which bulk is owed one (its minimum share; 0 = never owed), ARGV[12] =
+-- retention of finished jobs (s), ARGV[13] = number of kinds this worker runs, then the
+-- kinds. The kind in ARGV[3] is the first of them. KEYS[3] = the limit's slot key.
 --
 -- Before claiming, for each kind it promotes due scheduled jobs and takes back jobs whose
 -- lease expired (recovery is keyed on jobs, whoever held them). Every range is bounded.
@@ -22,17 +22,17 @@
 -- where wait_ms is 0 when the caller should claim again at once, else how long it may sleep
 -- before something here falls due or the limit admits another request (at most a second),
 -- on Redis's clock.
-local batch = tonumber(ARGV[6])
-local lease_ms = tonumber(ARGV[7])
-local token_prefix = ARGV[8]
-local rate = tonumber(ARGV[9])
-local guard = tonumber(ARGV[10])
-local lead = tonumber(ARGV[11]) * 1000
-local live_per_bulk = tonumber(ARGV[12])
-local slot_key = ARGV[13]
-local retention = ARGV[14]
+local batch = tonumber(ARGV[5])
+local lease_ms = tonumber(ARGV[6])
+local token_prefix = ARGV[7]
+local rate = tonumber(ARGV[8])
+local guard = tonumber(ARGV[9])
+local lead = tonumber(ARGV[10]) * 1000
+local live_per_bulk = tonumber(ARGV[11])
+local slot_key = KEYS[3]
+local retention = ARGV[12]
 local kinds = {}
-for i = 1, tonumber(ARGV[15]) do kinds[i] = ARGV[15 + i] end
+for i = 1, tonumber(ARGV[13]) do kinds[i] = ARGV[13 + i] end
 local now_us = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 
 check_queue_keys('notify', 'ring:live', 'ring:bulk', 'lanes', 'weights', 'paused-sources',

@@ -1,8 +1,8 @@
 -- Reads one job for `status`, in one step (a fetch cannot move it from `pending` to its
--- record in between). Writes nothing. ARGV[6] = id.
+-- record in between). Writes nothing. ARGV[5] = id.
 -- Returns {'record', field, value, ...}, {'pending', entry}, {'missing'}, or
 -- {'malformed', what is wrong} when the record is not a hash.
-local id = ARGV[6]
+local id = ARGV[5]
 local key = job_key(id)
 local fields = redis.pcall('HGETALL', key)
 if fields.err then

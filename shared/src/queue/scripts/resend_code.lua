@@ -1,6 +1,6 @@
 -- Puts an expired or awaiting_code job back through phase 1 (a new code is texted).
--- ARGV[6] = id. Returns {'ok'} or {'wrong_state', state} ('missing': no such job).
-local id = ARGV[6]
+-- ARGV[5] = id. Returns {'ok'} or {'wrong_state', state} ('missing': no such job).
+local id = ARGV[5]
 local key = job_key(id)
 check_ready_keys()
 check_queue_keys('awaiting')

@@ -1,11 +1,11 @@
 -- Runs in the CHILD's queue once its parent ended: a waiting child becomes queued (parent
 -- succeeded; scheduled instead when its own run-at time is still ahead) or dead with
 -- "dependency failed" (parent failed), or cancelled with its cancelled parent. Idempotent.
--- ARGV[6] = child id, ARGV[7] = '1' parent succeeded / '0' failed / 'c' cancelled,
--- ARGV[8] = error_json, ARGV[9] = retention of finished jobs (s).
+-- ARGV[5] = child id, ARGV[6] = '1' parent succeeded / '0' failed / 'c' cancelled,
+-- ARGV[7] = error_json, ARGV[8] = retention of finished jobs (s).
 -- Returns {'queued'}, {'scheduled'}, {'dead'}, {'cancelled', dependent refs...} or
 -- {'noop', state}.
-local id = ARGV[6]
+local id = ARGV[5]
 local key = job_key(id)
 check_ready_keys()
 check_queue_keys('scheduled', 'waiting')
@@ -17,7 +17,7 @@ if not f then
 end
 if f[1] ~= 'waiting' then return {'noop', f[1] or 'missing'} end
 redis.call('ZREM', prefix .. 'waiting', id)
-if ARGV[7] == '1' then
+if ARGV[6] == '1' then
   local run_at = whole(f[2], 0) or 0
   if run_at > now then
     redis.call('HSET', key, 'state', 'scheduled', 'updated_ms', now_text)
@@ -30,11 +30,11 @@ if ARGV[7] == '1' then
   emit(id, 'queued', 'reason', 'dependency succeeded')
   return {'queued'}
 end
-if ARGV[7] == 'c' then
+if ARGV[6] == 'c' then
   local out = {'cancelled'}
-  for _, d in ipairs(cancel_job(id, nil, f[3], ARGV[9])) do out[#out + 1] = d end
+  for _, d in ipairs(cancel_job(id, nil, f[3], ARGV[8])) do out[#out + 1] = d end
   trim_events()
   return out
 end
-to_dead(id, ARGV[8])
+to_dead(id, ARGV[7])
 return {'dead'}

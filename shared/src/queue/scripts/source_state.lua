@@ -1,10 +1,10 @@
 -- Sets a source's state at this provider: `paused` takes its lists out of the rings (its
 -- jobs stay queued, unclaimed), `active` puts back those with work, `cancelled` takes them
 -- out for good (cancel_batch.lua then ends its jobs, and a claim cancels any it meets).
--- ARGV[6] = the source, ARGV[7] = the state, ARGV[8] = number of kinds of the provider,
+-- ARGV[5] = the source, ARGV[6] = the state, ARGV[7] = number of kinds of the provider,
 -- then the kinds. Returns {previous state ('active' when none was set)}.
-local source = ARGV[6]
-local state = ARGV[7]
+local source = ARGV[5]
+local state = ARGV[6]
 check_queue_keys('ring:live', 'ring:bulk', 'paused-sources')
 local key = provider_prefix .. 'source:' .. source
 if redis.call('TYPE', key)['ok'] ~= 'hash' and redis.call('EXISTS', key) == 1 then
@@ -13,8 +13,8 @@ end
 local previous = redis.call('HGET', key, 'state') or 'active'
 if previous == 'cancelled' then return {previous} end
 redis.call('HSET', key, 'state', state)
-for i = 1, tonumber(ARGV[8]) do
-  use_kind(ARGV[8 + i])
+for i = 1, tonumber(ARGV[7]) do
+  use_kind(ARGV[7 + i])
   for _, lane in ipairs({'live', 'bulk'}) do
     local ring = provider_prefix .. 'ring:' .. lane
     local entry = kind .. '|' .. source

@@ -5,7 +5,7 @@ use super::{refused, JobStore, QueueError};
 use crate::jobs::JobKind;
 use crate::queue::error_record::ErrorRecord;
 use crate::queue::job_state::JobState;
-use crate::queue::keys::QueueKeys;
+use crate::queue::keys::{ProviderKeys, QueueKeys};
 use crate::queue::pending::PendingEntry;
 use crate::queue::replies::{self, Revived, StatsReply, StoredJob};
 use crate::queue::scripts;
@@ -14,6 +14,30 @@ use crate::ErrorClass;
 use std::collections::HashMap;
 
 impl JobStore {
+    /// Checks, within `timeout`, that every provider's queues can be used now: a read of
+    /// each provider's keys (on a cluster, from the node that holds its slot). A cluster
+    /// with a slot nobody serves fails this while PING still answers.
+    pub async fn probe(&self, timeout: std::time::Duration) -> Result<(), QueueError> {
+        for provider in crate::providers::Provider::ALL {
+            let mut conn = self.conn.clone();
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(ProviderKeys::new(provider).notify());
+            let read = exists.query_async::<i64>(&mut conn);
+            match tokio::time::timeout(timeout, read).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(QueueError::Unavailable(format!("{provider}'s queues: {e}")))
+                }
+                Err(_) => {
+                    return Err(QueueError::Unavailable(format!(
+                        "{provider}'s queues: no answer within {timeout:?}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One job's status, or `NotFound`. Secret result fields are `[redacted]` unless
     /// `reveal_secrets`. A record that cannot be read is `Malformed`.
     pub async fn status(&self, id: &str, reveal_secrets: bool) -> Result<JobStatus, QueueError> {

@@ -89,7 +89,14 @@ impl JobStore {
             true => limit.rate(&self.cfg.limits).unwrap_or(0.0),
             false => 0.0,
         };
+        let kinds: Vec<JobKind> = request
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| k.provider() == provider)
+            .collect();
         let mut inv = self.script(&scripts::FETCH, &keys);
+        inv.key(keys.provider().limit_slot(limit));
         inv.arg(request.batch.max(1))
             .arg(self.cfg.queue.lease_ms)
             .arg(request.token_prefix)
@@ -97,10 +104,9 @@ impl JobStore {
             .arg(SECOND_GUARD.as_micros() as u64)
             .arg(self.cfg.limits.reserve_ahead_ms)
             .arg(live_per_bulk(self.cfg.limits.bulk_min_share))
-            .arg(keys.provider().limit_slot(limit))
             .arg(self.cfg.queue.retention_secs.max(1))
-            .arg(request.kinds.len());
-        for kind in request.kinds.iter().filter(|k| k.provider() == provider) {
+            .arg(kinds.len());
+        for kind in &kinds {
             inv.arg(kind.as_str());
         }
         let reply = FetchReply::decode(&self.run_list(inv).await?)?;

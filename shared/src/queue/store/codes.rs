@@ -2,7 +2,7 @@
 //! through phase 1 for a new one, and expiring jobs whose deadline passed.
 
 use super::dependencies::ParentOutcome;
-use super::{refused, JobStore, QueueError};
+use super::{refused, JobStore, QueueError, Unconfirmed};
 use crate::jobs::JobKind;
 use crate::queue::keys::QueueKeys;
 use crate::queue::replies::{self, ExpiredReply};
@@ -23,7 +23,7 @@ impl JobStore {
         inv.arg(id)
             .arg(self.cipher.seal(code.expose().as_bytes()))
             .arg(self.cfg.queue.code_lifetime_secs.saturating_mul(1000));
-        let verdict = replies::done(&self.run_list(inv).await?)?;
+        let verdict = replies::done(&self.run_durable(inv, Unconfirmed::Fail).await?)?;
         refused(id, verdict, "not awaiting a code")
     }
 

@@ -3,7 +3,7 @@
 //! ends, its dependents are resolved in their own queues.
 
 use super::dependencies::ParentOutcome;
-use super::{JobStore, QueueError};
+use super::{JobStore, QueueError, Unconfirmed};
 use crate::jobs::JobKind;
 use crate::queue::ack::{Ack, AckStatus};
 use crate::queue::keys::QueueKeys;
@@ -72,7 +72,7 @@ impl JobStore {
                 inv.arg("unstarted");
             }
         }
-        let reply = AckReply::decode(&self.run_list(inv).await?)?;
+        let reply = AckReply::decode(&self.run_durable(inv, Unconfirmed::Count).await?)?;
         if reply.status == AckStatus::Dead {
             let why = format!("parent {id} failed");
             self.resolve_children(&reply.dependents, &ParentOutcome::Failed(why))
@@ -98,7 +98,10 @@ impl JobStore {
                 .map_err(|e| QueueError::Protocol(format!("encode result: {e}")))?;
             inv.arg(*id).arg(*token).arg(self.cipher.seal(&plain));
         }
-        let replies = AckReply::decode_batch(&self.run_list(inv).await?, jobs.len())?;
+        let replies = AckReply::decode_batch(
+            &self.run_durable(inv, Unconfirmed::Count).await?,
+            jobs.len(),
+        )?;
         let mut statuses = Vec::with_capacity(jobs.len());
         for ((id, _, _), reply) in jobs.iter().zip(replies) {
             if reply.status == AckStatus::Succeeded {

@@ -4,6 +4,7 @@
 //! so the two steps are separate scripts; the sweeper's [`JobStore::recheck_waiting`]
 //! catches a child whose parent ended between them.
 
+use super::pipelines::ProviderPipelines;
 use super::{JobStore, QueueError};
 use crate::jobs::JobKind;
 use crate::queue::error_record::ErrorRecord;
@@ -58,7 +59,7 @@ impl JobStore {
         &self,
         children: &[(JobKind, &str, &str)],
     ) -> Result<(), QueueError> {
-        let mut pipe = redis::pipe();
+        let mut pipes = ProviderPipelines::default();
         let mut linked = Vec::with_capacity(children.len());
         for &(kind, id, parent) in children {
             let Some(parent_kind) = kind_of_id(parent) else {
@@ -69,13 +70,13 @@ impl JobStore {
             };
             let mut inv = self.script(&scripts::ADD_DEPENDENT, &QueueKeys::new(parent_kind));
             inv.arg(parent).arg(ChildRef::encode(kind, id));
-            pipe.invoke_script(&inv);
+            pipes.next(parent_kind.provider()).invoke_script(&inv);
             linked.push((kind, id, parent));
         }
         if linked.is_empty() {
             return Ok(());
         }
-        let replies: Vec<Vec<Value>> = self.query_pipeline(&pipe).await?;
+        let replies: Vec<Vec<Value>> = self.query_by_provider(pipes).await?;
         for ((kind, id, parent), reply) in linked.into_iter().zip(replies) {
             let outcome = match ParentState::decode(&reply)? {
                 ParentState::Pending => continue,

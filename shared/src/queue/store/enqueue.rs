@@ -3,7 +3,8 @@
 //! payload (`queue::digest`), so the same key with another payload is refused
 //! ([`QueueError::IdempotencyConflict`]); [`JobStore::check_keys`] asks beforehand.
 
-use super::{JobStore, QueueError};
+use super::pipelines::ProviderPipelines;
+use super::{JobStore, QueueError, Unconfirmed};
 use crate::jobs::{Job, JobKind};
 use crate::queue::ids::new_job_id;
 use crate::queue::keys::{source_name, QueueKeys};
@@ -134,7 +135,7 @@ impl JobStore {
                 by_kind.entry(job.kind()).or_default().push(i);
             }
         }
-        let mut pipe = redis::pipe();
+        let mut pipes = ProviderPipelines::default();
         let mut asked: Vec<&[usize]> = Vec::new();
         for (kind, indexes) in &by_kind {
             let keys = QueueKeys::new(*kind);
@@ -144,14 +145,14 @@ impl JobStore {
                     .filter_map(|&i| jobs[i].1.idempotency_key.as_deref())
                     .map(|k| keys.idempotency(&hash_idempotency_key(*kind, k)))
                     .collect();
-                pipe.cmd("MGET").arg(names);
+                pipes.next(kind.provider()).cmd("MGET").arg(names);
                 asked.push(chunk);
             }
         }
         if asked.is_empty() {
             return Ok(out);
         }
-        let values: Vec<Vec<Value>> = self.query_pipeline(&pipe).await?;
+        let values: Vec<Vec<Value>> = self.query_by_provider(pipes).await?;
         let mut changed: Vec<usize> = Vec::new();
         for (chunk, values) in asked.into_iter().zip(values) {
             for (&i, value) in chunk.iter().zip(&values) {
@@ -182,16 +183,25 @@ impl JobStore {
         if changed.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut pipes = ProviderPipelines::default();
         for &i in changed {
             if let KeyCheck::Changed { first_id, .. } = &out[i] {
                 let keys = self.keys_for(first_id)?;
-                pipe.hget(keys.job(first_id), "state")
-                    .hexists(keys.pending(), first_id);
+                let provider = keys.kind().provider();
+                pipes.next(provider).hget(keys.job(first_id), "state");
+                pipes.next(provider).hexists(keys.pending(), first_id);
             }
         }
-        let answers: Vec<(Option<String>, bool)> = self.query_pipeline(&pipe).await?;
-        for (&i, (state, pending)) in changed.iter().zip(answers) {
+        let answers: Vec<Value> = self.query_by_provider(pipes).await?;
+        let pairs = answers.chunks(2).map(|pair| {
+            let state: Option<String> = redis::from_redis_value(pair[0].clone()).ok().flatten();
+            let pending: bool = pair
+                .get(1)
+                .and_then(|v| redis::from_redis_value(v.clone()).ok())
+                .unwrap_or(false);
+            (state, pending)
+        });
+        for (&i, (state, pending)) in changed.iter().zip(pairs) {
             if let KeyCheck::Changed { state: slot, .. } = &mut out[i] {
                 *slot = match (state, pending) {
                     (Some(s), _) => s,
@@ -235,9 +245,11 @@ impl JobStore {
             }
             pipe.invoke_script(&inv);
         }
-        let replies: Vec<Vec<Value>> = self.query_pipeline(&pipe).await?;
+        let replies = self.query_durable(&mut pipe, Unconfirmed::Fail).await?;
         let mut out = Vec::with_capacity(indexes.len());
         for (chunk, reply) in indexes.chunks(PER_CALL).zip(replies) {
+            let reply: Vec<Value> = redis::from_redis_value(reply)
+                .map_err(|e| QueueError::Protocol(format!("enqueue reply: {e}")))?;
             let enqueued = replies::enqueued(&reply, chunk.len())?;
             out.extend(chunk.iter().copied().zip(enqueued));
         }

@@ -78,20 +78,29 @@ impl JobStore {
         Ok(report)
     }
 
+    /// Every key matching `pattern` (which carries a provider's hash tag), SCANned on the
+    /// node that holds that provider's slot.
+    async fn scan_keys(&self, pattern: &str) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.conn.clone();
+        let mut all = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = conn.scan_step(pattern, cursor, pattern).await?;
+            all.extend(keys);
+            if next == 0 {
+                return Ok(all);
+            }
+            cursor = next;
+        }
+    }
+
     async fn rekey_records(
         &self,
         keys: &QueueKeys,
         report: &mut RekeyReport,
     ) -> Result<(), QueueError> {
+        let records = self.scan_keys(&keys.job("*")).await?;
         let mut conn = self.conn.clone();
-        let records: Vec<String> = {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(keys.job("*")).await?;
-            let mut all = Vec::new();
-            while let Some(key) = iter.next_item().await {
-                all.push(key?);
-            }
-            all
-        };
         for record in records {
             let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
                 .arg(&record)
@@ -159,15 +168,8 @@ impl JobStore {
         keys: &QueueKeys,
         report: &mut RekeyReport,
     ) -> Result<(), QueueError> {
+        let idem_keys = self.scan_keys(&keys.idempotency("*")).await?;
         let mut conn = self.conn.clone();
-        let idem_keys: Vec<String> = {
-            let mut iter: redis::AsyncIter<String> = conn.scan_match(keys.idempotency("*")).await?;
-            let mut all = Vec::new();
-            while let Some(key) = iter.next_item().await {
-                all.push(key?);
-            }
-            all
-        };
         for key in idem_keys {
             let Ok(Some(value)) = conn.get::<_, Option<String>>(&key).await else {
                 continue;

@@ -12,10 +12,13 @@
 //! * `admin`: status, dead letters, statistics;
 //! * `control`: pausing a job kind, and batches (register, list, count, pause, resume,
 //!   cancel);
-//! * `keyring`: which encryption keys Redis's data is sealed with, and re-sealing it.
+//! * `keyring`: which encryption keys Redis's data is sealed with, and re-sealing it;
+//! * `pipelines`: pipelines kept within one provider's hash slot.
 //!
-//! The store is cheap to clone (one multiplexed, auto-reconnecting connection underneath)
-//! and is shared by the producer, the worker's runtime and the sweeper.
+//! The store is cheap to clone (one multiplexed, auto-reconnecting connection underneath,
+//! to one server or a cluster: `redis_link`) and is shared by the producer, the worker's
+//! runtime and the sweeper. Every script call and every pipeline stays within one
+//! provider's hash slot, so all of it runs unchanged on a Redis Cluster.
 
 mod admin;
 mod claim;
@@ -25,6 +28,7 @@ mod control;
 mod dependencies;
 mod enqueue;
 mod keyring;
+mod pipelines;
 
 pub use claim::{ClaimRequest, Fetched};
 pub use control::{BatchState, BatchStatus};
@@ -34,13 +38,12 @@ use super::cipher::{Cipher, CipherError};
 use super::digest::PayloadDigest;
 use super::ids::{id_prefix, kind_of_id};
 use super::keys::QueueKeys;
-use super::scripts;
-use crate::config::Config;
+use crate::config::{Config, Durability};
 use crate::events;
-use redis::aio::ConnectionManager;
+use crate::providers::Provider;
+use crate::redis_link::{RedisConnection, RedisLink};
 use redis::{Script, ScriptInvocation, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,17 @@ pub enum QueueError {
     /// Redis could not be reached or answered with an error.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// Redis answers, but cannot serve part of the queue now (a cluster slot without a
+    /// master, a node that does not answer).
+    #[error("redis cannot serve {0}")]
+    Unavailable(String),
+    /// With `durability = "replicated"`: the write is on the master but no replica confirmed
+    /// it in time, so it can be lost if the master fails now.
+    #[error("the write reached the Redis master but no replica confirmed it within {timeout_ms} ms (durability = \"replicated\"): it may be lost if the master fails now; retrying with the same idempotency key is safe")]
+    NotReplicated {
+        /// How long it waited.
+        timeout_ms: u64,
+    },
     /// The encryption key is missing or wrong.
     #[error(transparent)]
     Cipher(#[from] CipherError),
@@ -108,8 +122,8 @@ pub enum QueueError {
 /// The queue store. Clone freely.
 #[derive(Clone)]
 pub struct JobStore {
-    conn: ConnectionManager,
-    client: redis::Client,
+    conn: RedisConnection,
+    link: RedisLink,
     cipher: Arc<Cipher>,
     digest: Arc<PayloadDigest>,
     cfg: Arc<Config>,
@@ -127,18 +141,11 @@ impl JobStore {
     pub async fn connect(cfg: &Config) -> Result<JobStore, QueueError> {
         let cipher = Cipher::from_config(cfg)?;
         let digest = PayloadDigest::from_config(cfg)?;
-        let client = redis::Client::open(cfg.redis_url.as_str())?;
-        let manager_cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(6)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = client
-            .get_connection_manager_with_config(manager_cfg)
-            .await?;
+        let link = RedisLink::discover(&cfg.redis_url).await?;
+        let conn = link.shared().await?;
         let store = JobStore {
             conn,
-            client,
+            link,
             cipher: Arc::new(cipher),
             digest: Arc::new(digest),
             cfg: Arc::new(cfg.clone()),
@@ -152,14 +159,29 @@ impl JobStore {
         &self.cfg
     }
 
-    /// The Redis client, for connections of one's own (blocking waits).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// Where Redis is, for connections of one's own (blocking waits).
+    pub fn link(&self) -> &RedisLink {
+        &self.link
     }
 
     /// A clone of the shared connection.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
+    }
+
+    /// The events stream `provider`'s queues write to (see [`events::stream_key`]).
+    pub fn events_key(&self, provider: Provider) -> String {
+        events::stream_key(provider, self.link.is_cluster())
+    }
+
+    /// Every events stream there is, for followers to read them all.
+    pub fn events_keys(&self) -> Vec<String> {
+        Provider::ALL
+            .iter()
+            .map(|&p| self.events_key(p))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// An invocation of a queue script on `keys`' queue, with the arguments every script
@@ -169,8 +191,8 @@ impl JobStore {
         // KEYS[1] routes the call to the provider's slot; the scripts build the rest of
         // the keys from the prefix, which carries the same hash tag.
         inv.key(keys.provider().notify())
+            .key(self.events_key(keys.kind().provider()))
             .arg(keys.prefix())
-            .arg(events::stream_key(keys.kind()))
             .arg(self.cfg.queue.events_maxlen)
             .arg(keys.kind().as_str())
             .arg(id_prefix(keys.kind()));
@@ -191,23 +213,57 @@ impl JobStore {
         self.run(inv).await
     }
 
-    /// Runs a pipeline of script calls, loading the scripts first when Redis lost them
-    /// (NOSCRIPT after a restart): pipelines do not reload by themselves.
-    async fn query_pipeline<T: redis::FromRedisValue>(
+    /// Runs one script invocation that writes what must not be lost (an enqueue, an ack, a
+    /// supplied code): with `durability = "replicated"` it waits for a replica too.
+    async fn run_durable(
         &self,
-        pipe: &redis::Pipeline,
-    ) -> Result<T, QueueError> {
-        let mut conn = self.conn.clone();
-        match pipe.query_async(&mut conn).await {
-            Ok(v) => Ok(v),
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                for s in scripts::all() {
-                    s.load_async(&mut conn).await?;
-                }
-                Ok(pipe.query_async(&mut conn).await?)
-            }
-            Err(e) => Err(e.into()),
+        inv: ScriptInvocation<'_>,
+        unconfirmed: Unconfirmed,
+    ) -> Result<Vec<Value>, QueueError> {
+        if self.cfg.durability == Durability::Async {
+            return self.run_list(inv).await;
         }
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&inv);
+        let mut replies: Vec<Value> = self.query_durable(&mut pipe, unconfirmed).await?;
+        let reply = replies
+            .pop()
+            .ok_or_else(|| QueueError::Protocol("empty script reply".into()))?;
+        redis::from_redis_value(reply).map_err(|e| QueueError::Protocol(e.to_string()))
+    }
+
+    /// Runs a pipeline of writes (all in one slot); with `durability = "replicated"`, a
+    /// `WAIT` for one replica rides along at its end, on the same node's connection, and a
+    /// write no replica confirmed in time is an error. Returns the pipeline's own replies.
+    async fn query_durable(
+        &self,
+        pipe: &mut redis::Pipeline,
+        unconfirmed: Unconfirmed,
+    ) -> Result<Vec<Value>, QueueError> {
+        if self.cfg.durability == Durability::Async {
+            return self.query_pipeline(pipe).await;
+        }
+        pipe.cmd("WAIT").arg(1).arg(self.cfg.replication_timeout_ms);
+        let mut replies: Vec<Value> = self.query_pipeline(pipe).await?;
+        let acked: i64 = replies
+            .pop()
+            .and_then(|v| redis::from_redis_value(v).ok())
+            .unwrap_or(0);
+        if acked < 1 {
+            metrics::counter!("onboard_writes_unreplicated_total").increment(1);
+            match unconfirmed {
+                Unconfirmed::Fail => {
+                    return Err(QueueError::NotReplicated {
+                        timeout_ms: self.cfg.replication_timeout_ms,
+                    })
+                }
+                Unconfirmed::Count => tracing::warn!(
+                    timeout_ms = self.cfg.replication_timeout_ms,
+                    "a job's outcome is on the Redis master but no replica confirmed it in time"
+                ),
+            }
+        }
+        Ok(replies)
     }
 
     /// The keys of the queue that holds job `id`.
@@ -216,6 +272,16 @@ impl JobStore {
             .map(QueueKeys::new)
             .ok_or_else(|| QueueError::BadId(id.to_string()))
     }
+}
+
+/// What a write no replica confirmed in time (`durability = "replicated"`) becomes.
+#[derive(Debug, Clone, Copy)]
+enum Unconfirmed {
+    /// An error for the caller, who can retry (an enqueue with its idempotency key, a code).
+    Fail,
+    /// A counted warning: a worker's acknowledgement is on the master, and sending it again
+    /// would only be refused (its lease is released), so the worker goes on.
+    Count,
 }
 
 /// The error for a script's refusal (`expected` says what the operation needed).
