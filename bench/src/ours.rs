@@ -6,13 +6,13 @@ use crate::probe::{until, Probe, Running};
 use apalis::prelude::*;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use onboard_shared::jobs::JobKind;
-use onboard_shared::queue::{ClaimedJob, JobStore};
+use onboard_shared::queue::{ClaimedJob, JobStore, Lane};
 use onboard_worker::runtime::{BackendSettings, JobFailure, JobOutcome, RedisBackend};
 use tokio::sync::watch;
 
 /// The no-op handler: reports its start and succeeds with `{}`.
-async fn noop(_job: ClaimedJob, probe: Data<Probe>) -> Result<JobOutcome, JobFailure> {
-    probe.started();
+async fn noop(job: ClaimedJob, probe: Data<Probe>) -> Result<JobOutcome, JobFailure> {
+    probe.started_job(job.lane == Lane::Live);
     probe.finished();
     Ok(JobOutcome::Succeeded(serde_json::json!({})))
 }

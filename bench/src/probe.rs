@@ -17,6 +17,8 @@ pub struct Probe {
     started: Arc<AtomicU64>,
     finished: Arc<AtomicU64>,
     starts: Option<mpsc::UnboundedSender<Instant>>,
+    /// Report the starts of live-lane jobs only (the bulk ones are the load).
+    live_only: bool,
 }
 
 impl Probe {
@@ -26,15 +28,32 @@ impl Probe {
             started: Arc::new(AtomicU64::new(0)),
             finished: Arc::new(AtomicU64::new(0)),
             starts,
+            live_only: false,
+        }
+    }
+
+    /// A probe whose `starts` receive the start instants of live-lane jobs only.
+    pub fn live_starts(starts: mpsc::UnboundedSender<Instant>) -> Probe {
+        Probe {
+            live_only: true,
+            ..Probe::new(Some(starts))
         }
     }
 
     /// Called first thing in a handler.
     pub fn started(&self) {
+        self.started_job(true);
+    }
+
+    /// Called first thing in a handler that knows its job's lane.
+    pub fn started_job(&self, live: bool) {
         let now = Instant::now();
         self.started.fetch_add(1, Ordering::Relaxed);
-        if let Some(tx) = &self.starts {
-            let _ = tx.send(now);
+        match &self.starts {
+            Some(tx) if live || !self.live_only => {
+                let _ = tx.send(now);
+            }
+            _ => {}
         }
     }
 

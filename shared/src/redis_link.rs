@@ -5,7 +5,8 @@
 //! mode is on (`INFO cluster`). Everything else in onboard talks to a [`RedisConnection`]
 //! and does not care: on a cluster every script and pipeline stays in one hash slot (all of
 //! a provider's keys share its hash tag, `queue/keys.rs`), and the cluster client follows
-//! MOVED, failovers and new topologies by itself.
+//! MOVED, failovers and new topologies by itself; a request a dead node refused is sent
+//! again once the client has refreshed its map of the slots (`REFUSALS_RETRIED`).
 //!
 //! Two kinds of connection: [`RedisLink::shared`], multiplexed, reconnecting, with response
 //! timeouts, for everything short; [`RedisLink::blocking`], with no response timeout, for a

@@ -1,9 +1,12 @@
-//! `pickup`: enqueue-to-handler-start latency on an idle worker.
+//! `pickup`: enqueue-to-handler-start latency on an idle worker, and on a worker draining a
+//! bulk backlog.
 //!
 //! One job at a time: `Instant` before the enqueue call, `Instant` at handler start (sent
 //! through a channel), then wait for the job to finish and let the worker go idle again
 //! before the next. Ours: an in-process worker on `RedisBackend` (concurrency 50, blocking
-//! wake-up on the notify list). The peer: apalis-redis polling every 10 ms.
+//! wake-up on the notify list). The peer: apalis-redis polling every 10 ms. Then ours
+//! again, the live jobs arriving while the same worker drains a backlog of bulk jobs of the
+//! same kind (no-op handler), the backlog large enough to last the whole measurement.
 
 use crate::harness;
 use crate::peer::{self, Variant};
@@ -12,7 +15,7 @@ use crate::report::{round, times, Record, RecordBuilder, Target};
 use anyhow::{bail, Context};
 use apalis_redis::RedisStorage;
 use onboard_shared::jobs::{CreateCustomerJob, Job, JobKind};
-use onboard_shared::queue::{EnqueueOptions, JobState, JobStore};
+use onboard_shared::queue::{EnqueueOptions, JobState, JobStore, Lane};
 use redis::aio::ConnectionManager;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -133,6 +136,52 @@ async fn ours(redis: &harness::RedisServer, n: usize) -> anyhow::Result<Vec<f64>
     result
 }
 
+/// Bulk jobs enqueued before the under-load run: enough to outlast it.
+fn backlog(quick: bool) -> usize {
+    if quick {
+        100_000
+    } else {
+        400_000
+    }
+}
+
+/// Ours, live jobs timed while the worker drains a bulk backlog; also how many bulk jobs
+/// were still queued at the end (0 would mean the load ran out).
+async fn ours_under_bulk(
+    redis: &harness::RedisServer,
+    n: usize,
+    bulk: usize,
+) -> anyhow::Result<(Vec<f64>, u64)> {
+    let store = harness::store(redis).await?;
+    let options = EnqueueOptions {
+        lane: Some(Lane::Bulk),
+        source: Some("bench-backfill".into()),
+        ..Default::default()
+    };
+    let backlog: Vec<(Job, EnqueueOptions)> = (0..bulk)
+        .map(|i| {
+            let job = Job::CreateCustomer(super::customer_payload(1_000_000 + i));
+            (job, options.clone())
+        })
+        .collect();
+    harness::enqueue_chunks(&store, &backlog, 10_000).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let running =
+        crate::ours::start_worker(&store, JobKind::CreateCustomer, 50, Probe::live_starts(tx));
+    let mut queue = Ours {
+        store: store.clone(),
+        last: String::new(),
+    };
+    let result = one_at_a_time(&mut queue, &mut rx, n).await;
+    let left = store
+        .queue_stats(JobKind::CreateCustomer)
+        .await
+        .context("queue_stats")?
+        .queued_bulk;
+    running.stop().await;
+    Ok((result?, left))
+}
+
 async fn peer_run(redis: &harness::RedisServer, n: usize) -> anyhow::Result<Vec<f64>> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let storage = peer::storage(redis, PEER_QUEUE, Variant::Defaults).await?;
@@ -174,6 +223,19 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     rec.peer("max_ms", round(pmax, 3));
     rec.ratio("p50", p50, pp50);
     rec.ratio("p99", p99, pp99);
+    harness::flush(&redis).await?;
+    let bulk = backlog(quick);
+    let (mut loaded_ms, bulk_left) = ours_under_bulk(&redis, n, bulk).await?;
+    if bulk_left == 0 {
+        bail!("the bulk backlog of {bulk} ran out before the live jobs were measured");
+    }
+    let (lp50, lp99, lmax) = percentiles(&mut loaded_ms);
+    rec.figure("under_bulk_p50_ms", round(lp50, 3));
+    rec.figure("under_bulk_p99_ms", round(lp99, 3));
+    rec.figure("under_bulk_max_ms", round(lmax, 3));
+    rec.figure("under_bulk_backlog", bulk as u64);
+    rec.figure("under_bulk_backlog_left", bulk_left);
+
     rec.note(format!("{WARMUP} warm-up jobs not counted; {} ms idle between jobs; each job waited to its acknowledgement before the next", GAP.as_millis()));
     rec.note(format!("peer: apalis-redis defaults, poll_with_interval({} ms) (an idle apalis worker is otherwise only woken by its heartbeat)", peer::POLL.as_millis()));
 
@@ -184,7 +246,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         "idle pick-up p50 <= 1 ms, p99 <= 3 ms",
     );
     let summary = format!(
-        "{n} jobs one at a time: ours p50 {p50:.2} ms, p99 {p99:.2} ms (max {max:.2}); apalis-redis p50 {pp50:.2} ms, p99 {pp99:.2} ms (max {pmax:.2}); ratio ours/peer p50 {:.2}, p99 {:.2}",
+        "{n} jobs one at a time: ours p50 {p50:.2} ms, p99 {p99:.2} ms (max {max:.2}); apalis-redis p50 {pp50:.2} ms, p99 {pp99:.2} ms (max {pmax:.2}); ratio ours/peer p50 {:.2}, p99 {:.2}; ours while draining {bulk} bulk jobs p50 {lp50:.2} ms, p99 {lp99:.2} ms (max {lmax:.2}, {bulk_left} bulk left)",
         times(p50, pp50),
         times(p99, pp99),
     );

@@ -4,10 +4,10 @@
 //! Who we call ([`Provider`], [`Action`]) is a type, never a string: the limiter, the
 //! metrics catalogue and the cool-down all key on these.
 //!
-//! Every request goes through a [`RequestGate`] first ([`metered`]). The worker and the
+//! Every request goes through a [`RequestGate`] first (`metered`). The worker and the
 //! CLI plug the Redis-side global rate limiter in there, so reconciliation look-ups and page
 //! walks are limited like any other call; tests that need no limit use [`OpenGate`]. A
-//! provider's own "slow down" is seen where its answer is classified, in [`metered`], which
+//! provider's own "slow down" is seen where its answer is classified, in `metered`, which
 //! asks the gate to pause that provider for every worker.
 
 pub mod iot;

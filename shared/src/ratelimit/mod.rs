@@ -1,7 +1,7 @@
 //! Global rate limits, kept in Redis so that N worker processes together never exceed a
 //! provider's limit (in-process limiters are per process and cannot promise that).
 //!
-//! One limiter per [`Limit`]: each request reserves the next free slot (`slots.lua`: a whole
+//! One limiter per [`Limit`](crate::providers::Limit): each request reserves the next free slot (`slots.lua`: a whole
 //! rate's slots fill each second but its last [`SECOND_GUARD`]). The worker's claim hands
 //! out most slots along with the jobs (`queue/scripts/fetch.lua`); `gcra.lua` hands out the
 //! rest, to requests a job makes beyond its first. A short wait is slept; a longer one comes back as

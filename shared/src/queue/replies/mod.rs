@@ -2,14 +2,16 @@
 //! (in `scripts/*.lua`) documents its reply; the decoder of that reply here is the only
 //! Rust code that knows its shape and the strings in it.
 
+mod fetch;
+
+pub(super) use fetch::{FetchReply, FetchedRow, MalformedRow};
+
 use super::ack::AckStatus;
-use super::claimed::CodePhase;
-use super::options::Lane;
 use super::store::QueueError;
 use crate::jobs::JobKind;
 use redis::Value;
 
-fn protocol(what: impl Into<String>) -> QueueError {
+pub(super) fn protocol(what: impl Into<String>) -> QueueError {
     QueueError::Protocol(what.into())
 }
 
@@ -118,110 +120,6 @@ pub(super) fn idempotency_value(v: &Value) -> Result<Option<(String, Option<Stri
         Some((id, _)) => (id.to_string(), None),
         None => (text, None),
     }))
-}
-
-/// One job of a `fetch.lua` reply whose fields decoded.
-#[derive(Debug)]
-pub(super) struct FetchedRow {
-    pub id: String,
-    pub token: String,
-    /// Ciphertext.
-    pub payload: Vec<u8>,
-    pub attempt: u32,
-    pub max_attempts: u32,
-    pub uncertain: bool,
-    pub phase: CodePhase,
-    /// Ciphertext of the supplied verify code; empty when none.
-    pub code: Vec<u8>,
-    pub code_failures: u32,
-    pub lane: Lane,
-    /// How long until its reserved request slot, µs (0 without a limit).
-    pub delay_us: u64,
-    /// How long it waited since it was enqueued, at the claim.
-    pub waited_ms: u64,
-}
-
-/// One job of a `fetch.lua` reply that was claimed but cannot be run as it stands.
-#[derive(Debug)]
-pub(super) struct MalformedRow {
-    pub id: String,
-    pub token: String,
-    pub reason: String,
-}
-
-/// `fetch.lua`.
-#[derive(Debug)]
-pub(super) struct FetchReply {
-    /// How long the fetcher may sleep before something falls due (ms, Redis's clock).
-    pub wait_ms: u64,
-    /// The limit (or the provider's pause), not a lack of work, stopped the claim.
-    pub held_back: bool,
-    pub rows: Vec<Result<FetchedRow, MalformedRow>>,
-}
-
-/// Values per claimed job in a `fetch.lua` reply.
-const FETCH_ROW_LEN: usize = 12;
-
-impl FetchReply {
-    pub(super) fn decode(reply: &[Value]) -> Result<FetchReply, QueueError> {
-        let [wait, held_back, n, rows @ ..] = reply else {
-            return Err(protocol("fetch reply too short"));
-        };
-        let n = value_u64(n)? as usize;
-        if rows.len() != n * FETCH_ROW_LEN {
-            return Err(protocol("fetch reply length"));
-        }
-        Ok(FetchReply {
-            wait_ms: value_u64(wait)?,
-            held_back: value_u64(held_back)? == 1,
-            rows: rows
-                .chunks(FETCH_ROW_LEN)
-                .map(FetchedRow::decode)
-                .collect::<Result<_, _>>()?,
-        })
-    }
-}
-
-impl FetchedRow {
-    /// The order `fetch.lua` writes a claimed job's fields in. A job whose id or token is
-    /// unreadable fails the reply (a bug); any other bad field makes that job malformed.
-    fn decode(f: &[Value]) -> Result<Result<FetchedRow, MalformedRow>, QueueError> {
-        let [id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures, lane, delay, waited] =
-            f
-        else {
-            return Err(protocol("fetch row length"));
-        };
-        let (id, token) = (value_string(id)?, value_string(token)?);
-        let number = |name: &str, v: &Value| -> Result<u32, String> {
-            value_u64(v)
-                .ok()
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| format!("field `{name}` of the job record is not a number"))
-        };
-        let row = (|| {
-            Ok(FetchedRow {
-                payload: value_bytes(payload).map_err(|e| e.to_string())?,
-                attempt: number("attempts", attempts)?,
-                max_attempts: number("max_attempts", max_attempts)?,
-                uncertain: number("uncertain", uncertain)? == 1,
-                phase: match value_string(phase).map_err(|e| e.to_string())?.as_str() {
-                    "verify" => CodePhase::Verify,
-                    _ => CodePhase::Send,
-                },
-                code: value_bytes(code).map_err(|e| e.to_string())?,
-                code_failures: number("code_failures", code_failures)?,
-                lane: value_string(lane)
-                    .ok()
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(Lane::Live),
-                delay_us: value_u64(delay).unwrap_or(0),
-                waited_ms: value_u64(waited).unwrap_or(0),
-                id: id.clone(),
-                token: token.clone(),
-            })
-        })();
-        Ok(row.map_err(|reason| MalformedRow { id, token, reason }))
-    }
 }
 
 /// `ack.lua` and `quarantine.lua` (one job), `ack_succeeded.lua` (per job).
@@ -521,6 +419,7 @@ pub(super) fn revived(reply: &[Value]) -> Result<Verdict<Revived>, QueueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::options::Lane;
 
     fn s(text: &str) -> Value {
         Value::BulkString(text.as_bytes().to_vec())
