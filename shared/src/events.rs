@@ -155,12 +155,22 @@ impl EventFollower {
     /// Follows events after stream id `last_id` (`0` for the whole stream, `$` for now). On
     /// a cluster the id applies to every provider's stream: ids are times (`<ms>-<seq>`).
     pub async fn from_id(store: &JobStore, last_id: &str) -> Result<EventFollower, QueueError> {
+        Self::from_ids(store, |_| last_id.to_string()).await
+    }
+
+    /// Follows each events stream (see [`JobStore::events_keys`]) after the id `last_id`
+    /// gives for its key: for a follower that keeps its place in each stream, exact on a
+    /// cluster where the streams' ids are each node's own.
+    pub async fn from_ids(
+        store: &JobStore,
+        last_id: impl Fn(&str) -> String,
+    ) -> Result<EventFollower, QueueError> {
         let (tx, rx) = mpsc::channel(BUFFERED);
         let mut readers = Vec::new();
         for key in store.events_keys() {
             let mut conn = store.link().blocking().await?;
             // Resolve "$" to a concrete id now, so nothing between reads is skipped.
-            let start = match last_id {
+            let start = match last_id(&key).as_str() {
                 "$" => newest_id(&mut conn, &key).await?,
                 other => other.to_string(),
             };

@@ -190,9 +190,10 @@ async fn a_receiver_that_never_answers_is_retried_until_the_attempts_run_out() {
             let event = head
                 .lines()
                 .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("onboard-event-id:")
-                        .map(|v| v.trim().to_string())
+                    // Header names are case-insensitive, values are not (ids hold a ULID).
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("onboard-event-id")
+                        .then(|| value.trim().to_string())
                 })
                 .unwrap_or_default();
             let _ = tx.send(event);

@@ -94,10 +94,8 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<(), Failure> {
         tracing::warn!("no api.tokens configured: every request but the probes answers 401");
     }
     let producer = ctx.producer().await?;
-    let owners = owners_of(&ctx.cfg).await?;
-    webhooks::start(&ctx.cfg, producer.store().clone(), owners.clone())
-        .await
-        .map_err(|e| Failure::infra(format!("webhooks: cannot reach Redis: {e}")))?;
+    let owners = owners_of(&ctx.cfg, &producer);
+    webhooks::start(&ctx.cfg, producer.store().clone(), owners.clone());
     let state = AppState {
         producer,
         tokens: Arc::new(tokens),
@@ -135,11 +133,12 @@ pub async fn spawn_in_process(
         burst: None,
         webhook: None,
     }];
+    let owners = owners_of(cfg, &producer);
     let state = AppState {
         producer,
         tokens: Arc::new(auth::Tokens::new(&api).map_err(Failure::invalid)?),
         api: Arc::new(api),
-        owners: owners_of(cfg).await?,
+        owners,
     };
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:8090").await {
         Ok(l) => l,
@@ -170,10 +169,8 @@ async fn stopped() {
     }
 }
 
-async fn owners_of(cfg: &Config) -> Result<owners::Owners, Failure> {
-    owners::Owners::connect(&cfg.redis_url, cfg.queue.retention_secs)
-        .await
-        .map_err(|e| Failure::infra(format!("cannot reach Redis: {e}")))
+fn owners_of(cfg: &Config, producer: &Producer) -> owners::Owners {
+    owners::Owners::new(producer.store().connection(), cfg.queue.retention_secs)
 }
 
 /// Logs to stderr, filtered by `ONBOARD_LOG` (default `info`). Job fields are never logged.

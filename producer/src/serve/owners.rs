@@ -1,51 +1,68 @@
 //! Which token enqueued each job over HTTP, kept in Redis for the retention
-//! (`onboard:api:owner:<job id>`). An `app` token reads, follows and supplies codes only to
+//! (`onboard:{<provider>}:api:owner:<job id>`: with the job's provider's hash tag, so that
+//! one pipeline per provider records a batch on a Redis Cluster too). An `app` token reads, follows and supplies codes only to
 //! its own jobs (another's answer 404, as if there were none); an `operator` token to any.
 //! The webhook dispatcher reads the same map to find a job's webhook.
 
 use super::auth::Caller;
 use super::errors::{ApiError, ErrorCode};
 use onboard_shared::config::ApiRole;
-use redis::aio::ConnectionManager;
+use onboard_shared::providers::Provider;
+use onboard_shared::queue::ids::kind_of_id;
+use onboard_shared::queue::keys::ProviderKeys;
+use onboard_shared::redis_link::RedisConnection;
 use redis::AsyncCommands;
+use std::collections::BTreeMap;
 
-fn key(job_id: &str) -> String {
-    format!("onboard:api:owner:{job_id}")
+/// The owner key of `job_id`, in its provider's slot (None for what is not a job id).
+fn key(job_id: &str) -> Option<(Provider, String)> {
+    let provider = kind_of_id(job_id)?.provider();
+    let prefix = ProviderKeys::new(provider).prefix().to_string();
+    Some((provider, format!("{prefix}api:owner:{job_id}")))
 }
 
 /// The owner map.
 #[derive(Clone)]
 pub struct Owners {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     retention_secs: u64,
 }
 
 impl Owners {
-    /// Connects to the Redis at `redis_url`; owners are kept `retention_secs`.
-    pub async fn connect(redis_url: &str, retention_secs: u64) -> redis::RedisResult<Owners> {
-        let client = redis::Client::open(redis_url)?;
-        Ok(Owners {
-            conn: ConnectionManager::new(client).await?,
+    /// The map on `conn` (the job store's connection: one server or a cluster); owners are
+    /// kept `retention_secs`.
+    pub fn new(conn: RedisConnection, retention_secs: u64) -> Owners {
+        Owners {
+            conn,
             retention_secs,
-        })
+        }
     }
 
-    /// Records that `token` enqueued the jobs `ids`.
+    /// Records that `token` enqueued the jobs `ids`: one pipeline per provider and chunk.
     pub async fn record(&self, ids: &[String], token: &str) -> redis::RedisResult<()> {
+        let mut by_provider: BTreeMap<Provider, Vec<String>> = BTreeMap::new();
+        for (provider, key) in ids.iter().filter_map(|id| key(id)) {
+            by_provider.entry(provider).or_default().push(key);
+        }
         let mut conn = self.conn.clone();
-        for chunk in ids.chunks(2_000) {
-            let mut pipe = redis::pipe();
-            for id in chunk {
-                pipe.set_ex(key(id), token, self.retention_secs).ignore();
+        for keys in by_provider.values() {
+            for chunk in keys.chunks(2_000) {
+                let mut pipe = redis::pipe();
+                for key in chunk {
+                    pipe.set_ex(key, token, self.retention_secs).ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await?;
             }
-            pipe.query_async::<()>(&mut conn).await?;
         }
         Ok(())
     }
 
     /// The token that enqueued `job_id` over HTTP, if one did.
     pub async fn owner(&self, job_id: &str) -> redis::RedisResult<Option<String>> {
-        self.conn.clone().get(key(job_id)).await
+        match key(job_id) {
+            Some((_, key)) => self.conn.clone().get(key).await,
+            None => Ok(None),
+        }
     }
 
     /// 404 unless `caller` is an operator or enqueued `job_id`.

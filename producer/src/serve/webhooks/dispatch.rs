@@ -10,6 +10,7 @@ use super::sign;
 use crate::serve::owners::Owners;
 use onboard_producer::{Event, EventFollower, EventState};
 use onboard_shared::config::{ApiConfig, WebhookConfig};
+use onboard_shared::events;
 use onboard_shared::queue::JobStore;
 use rand::Rng;
 use std::collections::HashMap;
@@ -90,18 +91,24 @@ impl Dispatcher {
     }
 
     async fn follow_from_cursor(&self) -> Result<(), FollowError> {
-        // No cursor yet: the whole stream (deliveries are created once per event, and only
-        // for jobs a webhook token enqueued).
-        let cursor = self.outbox.cursor().await?.unwrap_or_else(|| "0".into());
-        let mut follower = EventFollower::from_id(&self.store, &cursor).await?;
+        // A place in each stream (one on a single server, one per provider on a cluster,
+        // where ids are each node's own); none yet: the whole stream (deliveries are
+        // created once per event, and only for jobs a webhook token enqueued).
+        let cursors = self.outbox.cursors().await?;
+        let mut follower = EventFollower::from_ids(&self.store, |stream| {
+            cursors.get(stream).cloned().unwrap_or_else(|| "0".into())
+        })
+        .await?;
+        let cluster = self.store.link().is_cluster();
         loop {
             let batch = follower.next_batch(Duration::from_secs(1)).await?;
+            let mut handled = HashMap::new();
             for event in &batch {
                 self.consider(event).await?;
+                let stream = events::stream_key(event.kind.provider(), cluster);
+                handled.insert(stream, event.stream_id.clone());
             }
-            if let Some(last) = batch.last() {
-                self.outbox.set_cursor(&last.stream_id).await?;
-            }
+            self.outbox.set_cursors(&handled).await?;
         }
     }
 
@@ -119,7 +126,8 @@ impl Dispatcher {
         if !self.hooks.contains_key(&token) {
             return Ok(());
         }
-        let id = format!("evt_{}", event.stream_id);
+        // Unique across streams too (two nodes' streams can hand out the same id).
+        let id = format!("evt_{}_{}", event.stream_id, event.job_id);
         let body = serde_json::json!({
             "id": id,
             "type": format!("job.{}", state.as_str()),

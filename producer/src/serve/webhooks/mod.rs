@@ -16,11 +16,11 @@ use onboard_shared::config::Config;
 use onboard_shared::queue::JobStore;
 
 /// Starts the dispatcher when any token has a webhook; false when none has.
-pub async fn start(cfg: &Config, store: JobStore, owners: Owners) -> redis::RedisResult<bool> {
+pub fn start(cfg: &Config, store: JobStore, owners: Owners) -> bool {
     if !cfg.api.tokens.iter().any(|t| t.webhook.is_some()) {
-        return Ok(false);
+        return false;
     }
-    let outbox = outbox::Outbox::connect(&cfg.redis_url, cfg.queue.retention_secs).await?;
+    let outbox = outbox::Outbox::new(store.connection(), cfg.queue.retention_secs);
     dispatch::Dispatcher::new(store, outbox, owners, &cfg.api).spawn();
-    Ok(true)
+    true
 }

@@ -1,13 +1,14 @@
-//! The webhook outbox in Redis: the events-stream cursor the dispatcher has handled, and the
+//! The webhook outbox in Redis: the place in each events stream the dispatcher has handled, and the
 //! deliveries still to make, due times in a sorted set. Every key shares the hash tag `{onboard:webhooks}`.
 //!
 //! A delivery is keyed by its event id and created only once (`SET NX`; a delivered one
 //! leaves a marker for the retention), so re-reading events does not duplicate it; it is claimed with a lease (its due time
 //! moved past the attempt), so a server that dies mid-attempt leaves it to be retried.
 
-use redis::aio::ConnectionManager;
+use onboard_shared::redis_link::RedisConnection;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 const PREFIX: &str = "{onboard:webhooks}";
 
@@ -18,7 +19,7 @@ fn key(rest: &str) -> String {
 /// One event to deliver to one token's webhook.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Delivery {
-    /// The event id (`evt_<stream id>`): the receiver deduplicates on it.
+    /// The event id (`evt_<stream id>_<job id>`): the receiver deduplicates on it.
     pub id: String,
     /// The token whose webhook it goes to.
     pub token: String,
@@ -31,7 +32,7 @@ pub struct Delivery {
 /// The outbox.
 #[derive(Clone)]
 pub struct Outbox {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     retention_secs: u64,
 }
 
@@ -45,24 +46,31 @@ end
 return 0";
 
 impl Outbox {
-    /// Connects to the Redis at `redis_url`; delivered markers and given-up deliveries are
-    /// kept `retention_secs`.
-    pub async fn connect(redis_url: &str, retention_secs: u64) -> redis::RedisResult<Outbox> {
-        let client = redis::Client::open(redis_url)?;
-        Ok(Outbox {
-            conn: ConnectionManager::new(client).await?,
+    /// The outbox on `conn` (the job store's connection: one server or a cluster; all its
+    /// keys share one hash tag); delivered markers and given-up deliveries are kept
+    /// `retention_secs`.
+    pub fn new(conn: RedisConnection, retention_secs: u64) -> Outbox {
+        Outbox {
+            conn,
             retention_secs,
-        })
+        }
     }
 
-    /// The last events-stream id handled.
-    pub async fn cursor(&self) -> redis::RedisResult<Option<String>> {
-        self.conn.clone().get(key("cursor")).await
+    /// The last id handled in each events stream (stream key -> id).
+    pub async fn cursors(&self) -> redis::RedisResult<HashMap<String, String>> {
+        self.conn.clone().hgetall(key("cursors")).await
     }
 
-    /// Records the last events-stream id handled.
-    pub async fn set_cursor(&self, id: &str) -> redis::RedisResult<()> {
-        self.conn.clone().set(key("cursor"), id).await
+    /// Records the last id handled in each of the streams `handled` names.
+    pub async fn set_cursors(&self, handled: &HashMap<String, String>) -> redis::RedisResult<()> {
+        if handled.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<(&String, &String)> = handled.iter().collect();
+        self.conn
+            .clone()
+            .hset_multiple(key("cursors"), &pairs)
+            .await
     }
 
     /// Adds a delivery due now, unless one with its id exists; true when added.
