@@ -78,7 +78,7 @@ fn build(cargo: &str) -> Result<(), String> {
 }
 
 /// The workspace root (where the root `Cargo.toml` is).
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

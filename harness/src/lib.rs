@@ -8,9 +8,13 @@
 //! * [`binary`]: the workspace binaries, built fresh once per process under cargo;
 //! * [`SandboxProcess`] and [`WorkerProcess`]: `onboard-sandbox` and `onboard-worker`,
 //!   started and awaited through the ready line each prints ([`onboard_shared::ready`]): an
-//!   event, never a sleep.
+//!   event, never a sleep;
+//! * [`browser::Browser`] (feature `browser`): a headless Chromium over WebDriver, for the
+//!   operator console's browser tests.
 
 mod binaries;
+#[cfg(feature = "browser")]
+pub mod browser;
 mod process;
 mod redis_cluster;
 mod redis_server;

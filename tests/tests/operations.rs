@@ -205,7 +205,7 @@ async fn metrics_count_what_happened_and_name_nobody() {
         "throughput, failures, depth, age, waits, codes: {queries:?}"
     );
     let rules = std::fs::read_to_string(repo().join("deploy/prometheus/alerts.yml")).unwrap();
-    let wanted = metric_names(&(queries.join("\n") + &rules));
+    let wanted = metric_names(&(queries.join("\n") + rules.as_str()));
     assert!(!wanted.is_empty());
     let base = |n: &str| {
         ["_bucket", "_sum", "_count"]
