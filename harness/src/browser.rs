@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_status_answer_is_complete_at_its_content_length() {
-        let head = "HTTP/1.1 200 OK\r\nContent-Length:15\r\n\r\n";
+        let head = "HTTP/1.1 200 OK\r\nContent-Length:14\r\n\r\n";
         assert!(!body_complete(format!("{head}{{\"ready\":").as_bytes()));
         assert!(body_complete(
             format!("{head}{{\"ready\":true}}").as_bytes()
