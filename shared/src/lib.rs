@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod jobs;
+pub mod masked;
 pub mod normalize;
 pub mod provider_error;
 pub mod providers;

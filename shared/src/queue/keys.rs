@@ -165,6 +165,17 @@ impl QueueKeys {
         self.key("dead")
     }
 
+    /// Hash: error code → how many dead letters have it (see `dead_code`).
+    pub fn dead_codes(&self) -> String {
+        format!("{}dead-codes", self.prefix)
+    }
+
+    /// Sorted set: the dead letters whose error has `code`, by death time (the console's
+    /// groups; the dead set stays the truth).
+    pub fn dead_code(&self, code: &str) -> String {
+        format!("{}dead-code:{code}", self.prefix)
+    }
+
     /// Sorted set: jobs awaiting a verify code, by deadline.
     pub fn awaiting(&self) -> String {
         self.key("awaiting")

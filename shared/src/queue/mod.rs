@@ -22,6 +22,7 @@
 //! crate; this module is what both it and an app embedding the producer need.
 
 pub mod ack;
+pub mod browse;
 pub mod cipher;
 pub mod claimed;
 mod digest;

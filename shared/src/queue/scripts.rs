@@ -50,9 +50,11 @@ queue_script!(DEAD_LIST, "dead_list.lua");
 queue_script!(SOURCE_STATE, "source_state.lua");
 queue_script!(CANCEL_BATCH, "cancel_batch.lua");
 queue_script!(PAUSE_KIND, "pause_kind.lua");
+queue_script!(JOB_ROWS, "job_rows.lua");
+queue_script!(CANCEL_JOB, "cancel_job.lua");
 
 /// Every script, for loading them all at once (before pipelined EVALSHA calls).
-pub fn all() -> [&'static Script; 20] {
+pub fn all() -> [&'static Script; 22] {
     [
         &ENQUEUE,
         &FETCH,
@@ -74,5 +76,7 @@ pub fn all() -> [&'static Script; 20] {
         &SOURCE_STATE,
         &CANCEL_BATCH,
         &PAUSE_KIND,
+        &JOB_ROWS,
+        &CANCEL_JOB,
     ]
 }

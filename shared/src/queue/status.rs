@@ -70,6 +70,8 @@ pub struct QueueStats {
     pub expired_total: u64,
     /// Jobs ever cancelled (their batch was cancelled before they started).
     pub cancelled_total: u64,
+    /// Attempts ever started (claims).
+    pub started_total: u64,
     /// Claiming this kind is paused (`queue pause`).
     pub paused: bool,
     /// Age of the oldest due job, in ms (0 when none).

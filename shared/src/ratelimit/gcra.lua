@@ -26,4 +26,5 @@ if wait > max_wait then
   return {0, wait, 0}
 end
 write_slot(KEYS[1], slot_after(s, rate), now_us, rate, guard)
+count_slots_used(KEYS[1], 1)
 return {1, wait, 0}

@@ -77,3 +77,10 @@ local function write_slot(key, s, now_us, rate, guard)
   local ahead_ms = math.max(0, math.floor((slot_time(s, rate, guard) - now_us) / 1000))
   redis.call('SET', key, value, 'PX', string.format('%d', ahead_ms + 2000))
 end
+
+-- Counts `n` slots handed out of the limit whose slot key is `key`, in `<key>:used`: the
+-- console reads how fast it grows to show the share of the limit in use. A key of the wrong
+-- type only loses the count (pcall).
+local function count_slots_used(key, n)
+  redis.pcall('INCRBY', key .. ':used', string.format('%d', n))
+end

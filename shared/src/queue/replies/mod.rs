@@ -2,8 +2,10 @@
 //! (in `scripts/*.lua`) documents its reply; the decoder of that reply here is the only
 //! Rust code that knows its shape and the strings in it.
 
+mod browse;
 mod fetch;
 
+pub(super) use browse::{cancelled_one, history, job_rows};
 pub(super) use fetch::{FetchReply, FetchedRow, MalformedRow};
 
 use super::ack::AckStatus;
@@ -320,6 +322,7 @@ pub(super) struct StatsReply {
     pub expired: u64,
     pub cancelled: u64,
     pub leases_expired: u64,
+    pub started: u64,
     pub oldest_ready_age_ms: u64,
     pub paused: bool,
     /// Queue keys of the wrong type (counted as empty).
@@ -328,7 +331,7 @@ pub(super) struct StatsReply {
 
 impl StatsReply {
     pub(super) fn decode(reply: &[Value]) -> Result<StatsReply, QueueError> {
-        let [waiting, queued, queued_live, queued_bulk, running, scheduled, awaiting, dead, enqueued, succeeded, expired, cancelled, leases_expired, age, paused, bad @ ..] =
+        let [waiting, queued, queued_live, queued_bulk, running, scheduled, awaiting, dead, enqueued, succeeded, expired, cancelled, leases_expired, started, age, paused, bad @ ..] =
             reply
         else {
             return Err(protocol("queue_stats reply too short"));
@@ -347,6 +350,7 @@ impl StatsReply {
             expired: value_u64(expired)?,
             cancelled: value_u64(cancelled)?,
             leases_expired: value_u64(leases_expired)?,
+            started: value_u64(started)?,
             oldest_ready_age_ms: value_u64(age)?,
             paused: value_u64(paused)? == 1,
             malformed_keys: bad.iter().map(value_string).collect::<Result<_, _>>()?,

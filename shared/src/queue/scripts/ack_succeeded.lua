@@ -8,8 +8,8 @@
 --
 -- Success is the common case of a busy worker, so the worker gathers the successes that
 -- end while a call is in flight and records them together: one script call, one ZREM of
--- the leases and one counter update per batch; per job one HMGET, one HSET, its expiry
--- and its event. It skips what a job does not have (a code, an idempotency key,
+-- the leases and one counter update per batch; per job one HMGET, one HSET (its history
+-- line included), its expiry and its event. It skips what a job does not have (a code, an idempotency key,
 -- dependents; see add_dependent.lua for the `deps` flag).
 local retention = ARGV[5]
 local n = tonumber(ARGV[6])
@@ -20,7 +20,7 @@ for i = 0, n - 1 do
   local base = 7 + i * 3
   local id = ARGV[base]
   local key = job_key(id)
-  local held = read_job(id, 'token', 'idem', 'code', 'deps', 'source')
+  local held = read_job(id, 'token', 'idem', 'code', 'deps', 'source', 'history')
   if not held then
     redis.call('ZREM', prefix .. 'leased', id)
     dead_wrong_type(id, 'an acknowledgement')
@@ -32,14 +32,15 @@ for i = 0, n - 1 do
   else
     done[#done + 1] = id
     redis.call('HSET', key, 'token', '', 'updated_ms', now_text, 'state', 'succeeded',
-      'result', ARGV[base + 2], 'finished_ms', now_text, 'uncertain', '0')
+      'result', ARGV[base + 2], 'finished_ms', now_text, 'uncertain', '0',
+      'history', history_with(held[6], history_line('succeeded')))
     if held[3] then redis.call('HDEL', key, 'code') end
     count_source(held[5], 'succeeded')
     redis.call('EXPIRE', key, retention)
     if held[2] and held[2] ~= '' then
       redis.call('EXPIRE', prefix .. 'idem:' .. held[2], retention)
     end
-    emit_untrimmed(id, 'succeeded')
+    stream_event(id, 'succeeded')
     out[#out + 1] = 'succeeded'
     if held[4] then
       local deps_key = prefix .. 'deps:' .. id

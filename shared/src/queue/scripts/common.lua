@@ -44,10 +44,11 @@ local now_text = clock[1] .. string.format('%03d', clock_ms)
 
 local function job_key(id) return prefix .. 'job:' .. id end
 
--- Appends a state change to the events stream. Scripts that write one event per job of a
--- batch (enqueue, fetch, ack_succeeded) call this and trim_events once at the end: MAXLEN
--- on every entry was a fifth of an entry's cost.
-local function emit_untrimmed(id, state, extra_field, extra_value)
+-- Appends a state change to the events stream only. Scripts that write one event per job
+-- of a batch (enqueue, fetch, ack_succeeded) call this and trim_events once at the end: MAXLEN
+-- on every entry was a fifth of an entry's cost. They write the job's history line in the
+-- HSET they make anyway (see history_line); every other change goes through emit.
+local function stream_event(id, state, extra_field, extra_value)
   if extra_field then
     redis.call('XADD', events_key, '*', 'job_id', id, 'kind', kind, 'state', state,
       'at_ms', now_text, extra_field, extra_value)
@@ -55,6 +56,46 @@ local function emit_untrimmed(id, state, extra_field, extra_value)
     redis.call('XADD', events_key, '*', 'job_id', id, 'kind', kind, 'state', state,
       'at_ms', now_text)
   end
+end
+
+-- A job's history (its timeline in the console) is the `history` field of its record: one
+-- line per change, "<at_ms>\t<state>[\t<field>\t<value>]\n" (values are our own reasons,
+-- attempt numbers or JSON error records, which hold no tab or newline). It lives and expires
+-- with the record, so it costs no key of its own; a job still pending has no record and no
+-- history yet (its creation time stands for its `queued` line). The field is capped: past
+-- HISTORY_MAX bytes the oldest lines go.
+local HISTORY_MAX = 4096
+
+-- One history line; `at` defaults to now.
+local function history_line(state, extra_field, extra_value, at)
+  if extra_field then
+    return (at or now_text) .. '\t' .. state .. '\t' .. extra_field .. '\t' .. extra_value .. '\n'
+  end
+  return (at or now_text) .. '\t' .. state .. '\n'
+end
+
+-- `history` (the field's value, or nil) with `line` appended, capped.
+local function history_with(history, line)
+  local h = (history or '') .. line
+  if #h > HISTORY_MAX then
+    local cut = string.find(h, '\n', #h - HISTORY_MAX + 1, true)
+    if cut then h = string.sub(h, cut + 1) end
+  end
+  return h
+end
+
+-- Appends a line to job `id`'s history when it has a record with one (a record of the wrong
+-- type, or none, is left alone: poison never stops a state change).
+local function remember(id, line)
+  local key = job_key(id)
+  local h = redis.pcall('HGET', key, 'history')
+  if type(h) == 'string' then redis.pcall('HSET', key, 'history', history_with(h, line)) end
+end
+
+-- A state change of one job, for scripts that trim once: the event and the history line.
+local function emit_untrimmed(id, state, extra_field, extra_value)
+  stream_event(id, state, extra_field, extra_value)
+  remember(id, history_line(state, extra_field, extra_value))
 end
 
 -- Keeps the events stream near its cap.
@@ -119,6 +160,33 @@ local function count_source(source, what, n)
   end
 end
 
+-- Dead letters are also grouped by their error code, so an operator can see and act on one
+-- group without reading the whole dead-letter set: `dead-codes` (hash: code -> count) and
+-- `dead-code:<code>` (sorted set of ids by death time). The index is advisory: the dead set
+-- stays the truth, and a poisoned index key never stops a job from dying (pcall).
+local function dead_code_of(error_json)
+  local ok, e = pcall(cjson.decode, error_json or '')
+  if ok and type(e) == 'table' and type(e.code) == 'string' and e.code ~= '' then
+    return e.code
+  end
+  return 'unknown'
+end
+
+local function index_dead(id, error_json)
+  local code = dead_code_of(error_json)
+  redis.pcall('ZADD', prefix .. 'dead-code:' .. code, now_text, id)
+  redis.pcall('HINCRBY', prefix .. 'dead-codes', code, 1)
+end
+
+-- Takes job `id` out of its dead-letter group (`error_json`: its record's `error` field).
+local function unindex_dead(id, error_json)
+  local code = dead_code_of(error_json)
+  if redis.pcall('ZREM', prefix .. 'dead-code:' .. code, id) == 1 then
+    local left = redis.pcall('HINCRBY', prefix .. 'dead-codes', code, -1)
+    if type(left) == 'number' and left <= 0 then redis.pcall('HDEL', prefix .. 'dead-codes', code) end
+  end
+end
+
 -- Moves a job to the dead-letter set with its error record (JSON text); the job's record
 -- must be a hash (or absent). Returns the ids of jobs waiting on this one, which the
 -- caller must fail.
@@ -130,6 +198,7 @@ local function to_dead(id, error_json)
   redis.call('HDEL', key, 'code', 'early_code', 'early_deadline_ms')
   redis.call('ZADD', prefix .. 'dead', now_text, id)
   redis.call('HINCRBY', prefix .. 'counts', 'dead', 1)
+  index_dead(id, error_json)
   emit(id, 'dead', 'error', error_json)
   local deps_key = prefix .. 'deps:' .. id
   local deps = redis.pcall('SMEMBERS', deps_key)

@@ -6,11 +6,12 @@ local id = ARGV[5]
 local key = job_key(id)
 check_queue_keys()
 local listed = redis.call('ZSCORE', prefix .. 'dead', id)
-local f = read_job(id, 'state', 'idem', 'poison_key')
+local f = read_job(id, 'state', 'idem', 'poison_key', 'error')
 if f and f[1] and f[1] ~= 'dead' then return {'wrong_state', f[1]} end
 if not listed and not (f and f[1]) then return {'wrong_state', 'missing'} end
 redis.call('ZREM', prefix .. 'dead', id)
 if f then
+  unindex_dead(id, f[4])
   if f[2] and f[2] ~= '' then redis.call('DEL', prefix .. 'idem:' .. f[2]) end
   if f[3] and f[3] ~= '' then redis.call('DEL', f[3]) end
 end

@@ -6,12 +6,13 @@ local id = ARGV[5]
 local key = job_key(id)
 check_ready_keys()
 check_queue_keys('waiting')
-local f = read_job(id, 'state', 'parent', 'payload', 'poison_key')
+local f = read_job(id, 'state', 'parent', 'payload', 'poison_key', 'error')
 if not f then return {'wrong_state', 'malformed'} end
 if not f[1] then return {'wrong_state', job_state(id)} end
 if f[1] ~= 'dead' then return {'wrong_state', f[1]} end
 if not f[3] or f[3] == '' or f[4] then return {'wrong_state', 'undecodable'} end
 redis.call('ZREM', prefix .. 'dead', id)
+unindex_dead(id, f[5])
 redis.call('HSET', key, 'attempts', 0, 'code_failures', 0, 'updated_ms', now_text, 'phase', '')
 redis.call('HDEL', key, 'finished_ms')
 redis.call('PERSIST', key)

@@ -114,7 +114,7 @@ for i = 0, n - 1 do
       pending[#pending + 1] = pending_record(max_attempts, now_text, idem, payload)
       ready[#ready + 1] = id
       written[id] = 'queued'
-      emit_untrimmed(id, 'queued')
+      stream_event(id, 'queued')
     else
       local state
       if parent ~= '' then
@@ -128,9 +128,9 @@ for i = 0, n - 1 do
       redis.call('HSET', job_key(id), 'payload', payload, 'state', state, 'attempts', 0,
         'max_attempts', max_attempts, 'created_ms', now_text, 'updated_ms', now_text,
         'run_at_ms', string.format('%d', math.max(run_at, now)), 'parent', parent, 'idem', idem,
-        'lane', lane, 'source', source)
+        'lane', lane, 'source', source, 'history', history_line(state))
       written[id] = state
-      emit_untrimmed(id, state)
+      stream_event(id, state)
     end
     added = added + 1
     out[#out + 1] = id

@@ -14,6 +14,7 @@
 --
 -- Before claiming, for each kind it promotes due scheduled jobs and takes back jobs whose
 -- lease expired (recovery is keyed on jobs, whoever held them). Every range is bounded.
+-- It counts what it claims: each kind's `started` counter and the limit's used slots.
 --
 -- Returns {wait_ms, held_back (1 when the limit, not a lack of work, stopped the claim), n,
 -- then 12 values per job:
@@ -190,6 +191,7 @@ redis.call('HSET', lanes_key, 'live_since_bulk', string.format('%d', live_since_
 local out = {}
 local n = 0
 local cancelled_sources = {}
+local started = {}
 local function batch_cancelled(source)
   if cancelled_sources[source] == nil then
     local state = redis.call('HGET', provider_prefix .. 'source:' .. source, 'state')
@@ -214,11 +216,12 @@ for i, c in ipairs(chosen) do
     redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', '1',
       'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now_text, 'run_at_ms', p[3],
       'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text, 'lane', lane,
-      'source', source)
+      'source', source, 'history', history_line('queued', nil, nil, p[3]) ..
+        history_line('running', 'attempt', '1'))
     row = {id, p[1], '1', p[2], token, '0', '', '', '0', whole(p[3], now) or now}
   else
     local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
-      'uncertain', 'phase', 'code', 'code_failures', 'created_ms')
+      'uncertain', 'phase', 'code', 'code_failures', 'created_ms', 'history')
     if not f then
       dead_wrong_type(id, 'ready list')
     elseif not f[1] then
@@ -232,7 +235,8 @@ for i, c in ipairs(chosen) do
       else
         attempts = string.format('%d', attempts + 1)
         redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
-          'started_ms', now_text, 'updated_ms', now_text)
+          'started_ms', now_text, 'updated_ms', now_text,
+          'history', history_with(f[10], history_line('running', 'attempt', attempts)))
         row = {id, f[2] or '', attempts, f[4], token, f[5] or '0', f[6] or '', f[7] or '',
           f[8] or '0', whole(f[9], now) or now}
       end
@@ -247,7 +251,8 @@ for i, c in ipairs(chosen) do
     end
     redis.call('ZADD', prefix .. 'leased',
       string.format('%d', now + math.floor(delay / 1000) + lease_ms), id)
-    emit_untrimmed(id, 'running', 'attempt', row[3])
+    stream_event(id, 'running', 'attempt', row[3])
+    started[k] = (started[k] or 0) + 1
     n = n + 1
     for j = 1, 9 do out[#out + 1] = row[j] end
     out[#out + 1] = lane
@@ -255,7 +260,13 @@ for i, c in ipairs(chosen) do
     out[#out + 1] = math.max(0, now - row[10])
   end
 end
-if n > 0 then trim_events() end
+if n > 0 then
+  trim_events()
+  for k, count in pairs(started) do
+    redis.pcall('HINCRBY', provider_prefix .. k .. ':counts', 'started', string.format('%d', count))
+  end
+  if slot then count_slots_used(slot_key, n) end
+end
 -- wait_ms: 0 after a claim, so the caller claims again at once; else how long it may sleep.
 -- Out of slots, it is the time until the next one comes within reach (also after a claim).
 local held_back = cooldown > 0

@@ -3,8 +3,8 @@
 -- a key of the wrong type counts as empty and is named in the reply (fetch moves it aside).
 -- Its cost grows with the number of sources with due jobs, never with the number of jobs.
 -- Returns {waiting, queued, queued_live, queued_bulk, running, scheduled, awaiting, dead,
---   enqueued, succeeded, expired, cancelled, leases_expired, oldest_ready_age_ms, paused
---   (0/1), malformed key names...}.
+--   enqueued, succeeded, expired, cancelled, leases_expired, started, oldest_ready_age_ms,
+--   paused (0/1), malformed key names...}.
 local bad = {}
 local function count(cmd, key)
   local n = redis.pcall(cmd, key)
@@ -47,12 +47,12 @@ local out = {count('ZCARD', prefix .. 'waiting'), queued.live + queued.bulk, que
   queued.bulk, count('ZCARD', prefix .. 'leased'), count('ZCARD', prefix .. 'scheduled'),
   count('ZCARD', prefix .. 'awaiting'), count('ZCARD', prefix .. 'dead')}
 local counts = redis.pcall('HMGET', prefix .. 'counts', 'enqueued', 'succeeded', 'expired',
-  'cancelled', 'leases_expired')
+  'cancelled', 'leases_expired', 'started')
 if counts.err then
   bad[#bad + 1] = prefix .. 'counts'
   counts = {}
 end
-for i = 1, 5 do out[#out + 1] = whole(counts[i], 0) or 0 end
+for i = 1, 6 do out[#out + 1] = whole(counts[i], 0) or 0 end
 out[#out + 1] = (oldest and oldest < now) and (now - oldest) or 0
 local paused = redis.pcall('SISMEMBER', provider_prefix .. 'paused-kinds', kind)
 out[#out + 1] = (paused == 1) and 1 or 0

@@ -202,6 +202,7 @@ impl JobStore {
             succeeded_total: r.succeeded,
             expired_total: r.expired,
             cancelled_total: r.cancelled,
+            started_total: r.started,
             paused: r.paused,
             oldest_ready_age_ms: r.oldest_ready_age_ms,
             leases_expired: r.leases_expired,

@@ -278,7 +278,7 @@ fn payload(job: &Job) -> Result<Vec<u8>, QueueError> {
 
 /// The idempotency key as stored: hashed, so that natural keys (e-mails, phone numbers)
 /// never appear in key names.
-fn hash_idempotency_key(kind: JobKind, key: &str) -> String {
+pub(super) fn hash_idempotency_key(kind: JobKind, key: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{}\0{}", kind.as_str(), key).as_bytes());
     hex::encode(&digest[..16])

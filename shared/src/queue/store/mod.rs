@@ -21,6 +21,7 @@
 //! provider's hash slot, so all of it runs unchanged on a Redis Cluster.
 
 mod admin;
+mod browse;
 mod claim;
 mod codes;
 mod complete;
