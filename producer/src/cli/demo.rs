@@ -6,14 +6,14 @@
 //! (`producer/examples/mixed.jsonl`, all four job kinds plus a customer with devices),
 //! follows the jobs, reads each create-account code from the sandbox's SMS inbox and
 //! supplies it, and ends with a table of states, the metrics address and the HTTP API it
-//! serves in process (`serve`, with a new operator token). Ctrl-C stops everything it
-//! started.
+//! serves in process (`serve`, with a new operator token, and its console at `/console`).
+//! Ctrl-C stops everything it started.
 
 use super::{Ctx, Failure};
 use clap::Args;
 use onboard_harness::{RedisServer, SandboxProcess, WorkerProcess};
 use onboard_producer::backfill::{read_rows, FileFormat};
-use onboard_producer::{Producer, WorkOptions};
+use onboard_producer::{Producer, WorkKeys, WorkOptions};
 use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::Job;
 use onboard_shared::queue::{JobState, JobStatus, Lane};
@@ -137,11 +137,12 @@ async fn run_stack(args: &DemoArgs, started: &mut Started) -> Result<(), Failure
             _ => None,
         })
         .collect();
-    // A small backfill of one source, in the bulk lane like any backfill.
+    // A small backfill of one source, in the bulk lane and keyed by natural key like any
+    // backfill (so the console finds each job by its customer id, mail or e-mail).
     let options = WorkOptions {
+        keys: WorkKeys::NaturalKey,
         lane: Some(Lane::Bulk),
         source: Some("demo".into()),
-        ..WorkOptions::default()
     };
     let enqueued = producer.enqueue_work(work, &options).await?;
     let mut ids = Vec::new();
@@ -191,6 +192,9 @@ async fn run_stack(args: &DemoArgs, started: &mut Started) -> Result<(), Failure
     println!("metrics: {metrics_url}");
     println!(
         "HTTP API: {api_url} (operator token {api_token}; try curl -H 'Authorization: Bearer {api_token}' {api_url}/v1/stats)"
+    );
+    println!(
+        "console: {api_url}/console (log in with the operator token above; it was made for this run and ends with it)"
     );
     if !statuses.iter().all(|s| s.state == JobState::Succeeded) {
         return Err(Failure::infra(

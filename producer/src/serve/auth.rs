@@ -81,6 +81,37 @@ impl Tokens {
     }
 }
 
+/// Why a console login was refused.
+#[derive(Debug)]
+pub enum LoginRefused {
+    /// No configured token has that hash.
+    Unknown,
+    /// The token has the app role (named).
+    NotOperator(String),
+    /// Over the token's request rate: seconds to wait.
+    RateLimited(u64),
+}
+
+impl Tokens {
+    /// The operator token `presented` is, within its rate (the console's login).
+    pub fn login(&self, presented: &str) -> Result<Arc<ApiToken>, LoginRefused> {
+        let entry = self.find(presented).ok_or(LoginRefused::Unknown)?;
+        entry.take().map_err(LoginRefused::RateLimited)?;
+        if entry.token.role != ApiRole::Operator {
+            return Err(LoginRefused::NotOperator(entry.token.name.clone()));
+        }
+        Ok(entry.token.clone())
+    }
+
+    /// Whether a token named `name` is configured with the operator role (a console
+    /// session lasts only as long as its token does).
+    pub fn is_operator(&self, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.token.name == name && e.token.role == ApiRole::Operator)
+    }
+}
+
 impl Entry {
     /// Takes one request from the token's rate; `Err(seconds)` to wait when over it.
     fn take(&self) -> Result<(), u64> {

@@ -10,12 +10,14 @@
 //! * [`owners`]: which token enqueued which job (an app token sees only its own);
 //! * [`health`]: `/healthz` and `/readyz`;
 //! * [`openapi`]: the OpenAPI 3.1 document at `/v1/openapi.json`;
-//! * [`webhooks`]: terminal states POSTed, signed, to the tokens' callback URLs.
+//! * [`webhooks`]: terminal states POSTed, signed, to the tokens' callback URLs;
+//! * [`console`]: the operator console at `/console` (browser pages, same tokens).
 //!
 //! Every handler calls the same library functions as the matching CLI command.
 
 pub mod auth;
 pub mod batches;
+pub mod console;
 pub mod control;
 pub mod errors;
 pub mod health;
@@ -80,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(console::routes())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -34,6 +34,19 @@ pub async fn follow(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     state.owners.check(&caller, &id).await?;
+    let rx = job_updates(&state, &id).await?;
+    let stream =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Job `id`'s status now, then each change of it until it ends, as SSE events (the API's
+/// `follow` and the console's job page both send these).
+pub async fn job_updates(state: &AppState, id: &str) -> Result<mpsc::Receiver<SseEvent>, ApiError> {
+    let id = id.to_string();
     let store = state.producer.store().clone();
     let mut follower = EventFollower::from_now(&store).await?;
     let status = state.producer.status(&id, false).await?;
@@ -78,12 +91,7 @@ pub async fn follow(
             }
         }
     });
-    let stream =
-        futures::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-        );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(rx)
 }
 
 fn json_event<T: serde::Serialize>(name: &str, value: &T) -> Result<SseEvent, ApiError> {

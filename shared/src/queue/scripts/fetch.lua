@@ -216,8 +216,7 @@ for i, c in ipairs(chosen) do
     redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', '1',
       'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now_text, 'run_at_ms', p[3],
       'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text, 'lane', lane,
-      'source', source, 'history', history_line('queued', nil, nil, p[3]) ..
-        history_line('running', 'attempt', '1'))
+      'source', source, 'history', history_line('running', 'attempt', '1'))
     row = {id, p[1], '1', p[2], token, '0', '', '', '0', whole(p[3], now) or now}
   else
     local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
