@@ -83,6 +83,7 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Response {
 /// A batch action's form.
 #[derive(Deserialize)]
 pub struct BatchForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     return_to: String,

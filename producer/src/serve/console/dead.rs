@@ -80,6 +80,7 @@ pub async fn page(
 /// A group action's form.
 #[derive(Deserialize)]
 pub struct GroupForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     return_to: String,

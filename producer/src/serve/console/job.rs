@@ -129,6 +129,7 @@ pub fn code_input() -> Markup {
 /// What an action form sends.
 #[derive(Deserialize)]
 pub struct ActionForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     return_to: String,

@@ -78,6 +78,7 @@ pub async fn login(
 /// The logout form's fields.
 #[derive(Deserialize)]
 pub struct LogoutForm {
+    #[serde(default)]
     csrf: String,
 }
 

@@ -98,6 +98,7 @@ async fn style() -> impl IntoResponse {
 /// A queue pause or resume form.
 #[derive(serde::Deserialize)]
 struct QueueForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     return_to: String,
