@@ -21,9 +21,10 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Cli {
-    /// enqueue, drain-stub, drain-sandbox, pickup, ratelimit, fairness, memory, scale, http or all.
+    /// enqueue, drain-stub, drain-sandbox, pickup, ratelimit, fairness, memory, scale, http,
+    /// console or all.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-        ["enqueue", "drain-stub", "drain-sandbox", "pickup", "ratelimit", "fairness", "memory", "scale", "http", "all"]
+        ["enqueue", "drain-stub", "drain-sandbox", "pickup", "ratelimit", "fairness", "memory", "scale", "http", "console", "all"]
     ))]
     scenario: String,
     /// Small sizes (the whole `all --quick` runs in about two minutes; for CI).

@@ -1,5 +1,6 @@
 //! One module per scenario; each starts its own redis-server and returns a [`Record`].
 
+pub mod console;
 pub mod drain_sandbox;
 pub mod drain_stub;
 pub mod enqueue;
@@ -36,7 +37,7 @@ pub fn user_payload(i: usize) -> RegisterUserJob {
 }
 
 /// The scenarios, in the order `all` runs them.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "enqueue",
     "drain-stub",
     "drain-sandbox",
@@ -46,6 +47,7 @@ pub const ALL: [&str; 9] = [
     "memory",
     "scale",
     "http",
+    "console",
 ];
 
 /// Runs scenario `name`.
@@ -60,6 +62,7 @@ pub async fn run(name: &str, quick: bool) -> anyhow::Result<Record> {
         "memory" => memory::run(quick).await,
         "scale" => scale::run(quick).await,
         "http" => http::run(quick).await,
+        "console" => console::run(quick).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }
