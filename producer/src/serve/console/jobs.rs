@@ -187,40 +187,51 @@ pub async fn find(
         }
         None => JobKind::ALL.to_vec(),
     };
-    match find_job(state.producer.store(), wanted, &kinds).await {
-        Ok(Some(id)) => Redirect::to(&format!("/console/jobs/{id}")).into_response(),
-        Ok(None) => list_page(
+    match find_jobs(state.producer.store(), wanted, &kinds).await {
+        Ok(found) if found.len() == 1 => {
+            Redirect::to(&format!("/console/jobs/{}", found[0])).into_response()
+        }
+        Ok(found) if found.is_empty() => list_page(
             &session,
             &JobsQuery::default(),
             None,
             Some("No job found with that id or natural key."),
         ),
+        Ok(found) => {
+            let body = html! {
+                (forms(&JobsQuery::default(), None))
+                p { "Jobs of several kinds have that natural key:" }
+                ul #found { @for id in &found { li { a.job-link href=(format!("/console/jobs/{id}")) { (id) } } } }
+            };
+            layout("Jobs", Page::Jobs, &session, None, body)
+        }
         Err(e) => pages::unavailable(&e),
     }
 }
 
-/// A job id that exists, else the job holding `<kind>:<natural key>` of the first kind that
-/// has one.
-async fn find_job(
+/// The job with id `wanted` if it exists, else the jobs holding `<kind>:<natural key>`,
+/// one per kind at most.
+async fn find_jobs(
     store: &JobStore,
     wanted: &str,
     kinds: &[JobKind],
-) -> Result<Option<String>, QueueError> {
+) -> Result<Vec<String>, QueueError> {
     if wanted.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     if kind_of_id(wanted).is_some() {
         match store.status(wanted, false).await {
-            Ok(_) | Err(QueueError::Malformed { .. }) => return Ok(Some(wanted.to_string())),
+            Ok(_) | Err(QueueError::Malformed { .. }) => return Ok(vec![wanted.to_string()]),
             Err(QueueError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
     }
+    let mut found = Vec::new();
     for kind in kinds {
         let key = format!("{kind}:{wanted}");
         if let Some(id) = store.job_for_idempotency_key(*kind, &key).await? {
-            return Ok(Some(id));
+            found.push(id);
         }
     }
-    Ok(None)
+    Ok(found)
 }
