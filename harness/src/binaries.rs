@@ -64,6 +64,25 @@ fn build(cargo: &str) -> Result<(), String> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root())
         .args(["build", "--quiet", "--bins"]);
+    // What `cargo run`/`cargo test` set for the running package must not reach this build:
+    // build scripts that watch such a variable (ring's watches CARGO_MANIFEST_DIR) would
+    // otherwise run again, and everything above them be rebuilt, each time the binaries are
+    // built from another package or by hand.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key == "CARGO_MANIFEST_DIR"
+            || key == "CARGO_MANIFEST_PATH"
+            || key == "CARGO_CRATE_NAME"
+            || key == "CARGO_BIN_NAME"
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_TARGET_TMPDIR"
+            || key == "OUT_DIR"
+            || key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_EXE_")
+        {
+            cmd.env_remove(&*key);
+        }
+    }
     for p in PACKAGES {
         cmd.args(["-p", p]);
     }

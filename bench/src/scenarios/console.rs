@@ -132,6 +132,40 @@ async fn claim_and_ack(
     Ok(())
 }
 
+/// How long each step took (seconds), also printed as it ends.
+#[derive(Debug)]
+struct Phases {
+    last: Instant,
+    done: Vec<(&'static str, f64)>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            last: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    fn done(&mut self, name: &'static str) {
+        let secs = self.last.elapsed().as_secs_f64();
+        eprintln!("onboard-bench: console: {name} in {secs:.1} s");
+        self.done.push((name, round(secs, 2)));
+        self.last = Instant::now();
+    }
+
+    fn to_json(&self) -> Value {
+        Value::Object(
+            self.done
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect(),
+        )
+    }
+}
+
 /// One page to time: its name, path and the status it answers with.
 struct PageLoad {
     name: &'static str,
@@ -283,9 +317,10 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     let mut admin = redis_cost::connect(&redis.url()).await?;
 
     // Beside the backlog: a batch, dead letters, jobs awaiting a code.
-    let fill = Instant::now();
+    let mut phases = Phases::default();
     let batch = store.create_batch("bench-console").await?;
     enqueue_customers(&store, "b", 0..sizes.batch, Some(&batch), 0).await?;
+    phases.done("batch");
     let dead: Vec<Job> = (0..sizes.dead).map(user).collect();
     claim_and_ack(&store, JobKind::RegisterUser, dead, |n| {
         let code = DEAD_CODES[n % DEAD_CODES.len()];
@@ -296,6 +331,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         ))
     })
     .await?;
+    phases.done("dead_letters");
     let awaiting: Vec<Job> = (0..sizes.awaiting).map(account).collect();
     claim_and_ack(&store, JobKind::CreateAccount, awaiting, |_| {
         Ack::AwaitCode {
@@ -304,11 +340,13 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         }
     })
     .await?;
+    phases.done("awaiting_code");
     // The first tenth of the backlog; customer `c<mark>` is the one looked at.
     let mark = sizes.small / 2;
     let job = enqueue_customers(&store, "c", 0..sizes.small, None, mark)
         .await?
         .context("the marked job's id")?;
+    phases.done("first_tenth");
 
     let token = TokenSpec::new("bench-ops", "operator");
     let extra = "rate_per_sec = 1000000\nburst = 1000000";
@@ -317,18 +355,21 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     });
     let console = Console::log_in(server.url(), &token.token).await?;
     let pages = pages(&batch, &job, &format!("c{mark}"));
+    phases.done("server_and_login");
     let small = measure_round(&console, &pages, &mut admin).await?;
+    phases.done("first_round");
 
     enqueue_customers(&store, "c", sizes.small..sizes.jobs, None, usize::MAX).await?;
-    let fill_secs = fill.elapsed().as_secs_f64();
     let queued = store.queue_stats(JobKind::CreateCustomer).await?.queued;
     if queued < sizes.jobs as u64 {
         bail!("{queued} create-customer jobs queued, not {}", sizes.jobs);
     }
+    phases.done("rest_of_backlog");
     let full = measure_round(&console, &pages, &mut admin).await?;
+    phases.done("full_round");
     drop(server);
 
-    report(quick, sizes, &small, &full, fill_secs, wall)
+    report(quick, sizes, &small, &full, &phases, wall)
 }
 
 /// The record: per-page timings at both sizes, the commands, the verdict.
@@ -337,7 +378,7 @@ fn report(
     sizes: Sizes,
     small: &Round,
     full: &Round,
-    fill_secs: f64,
+    phases: &Phases,
     wall: Instant,
 ) -> anyhow::Result<Record> {
     let mut rec = RecordBuilder::new("console", quick);
@@ -347,7 +388,7 @@ fn report(
     rec.figure("dead_letters", sizes.dead as u64);
     rec.figure("awaiting_code", sizes.awaiting as u64);
     rec.figure("loads_per_page", RUNS as u64);
-    rec.figure("fill_secs", round(fill_secs, 1));
+    rec.figure("phase_secs", phases.to_json());
     let mut pages = serde_json::Map::new();
     let mut worst = (0.0f64, "");
     let mut parts = Vec::new();
@@ -370,6 +411,22 @@ fn report(
     let flagged = redis_cost::flags(&growth, &full.ranges);
     rec.figure("flagged", json!(flagged));
     rec.figure("top_level_commands_checked", full.ranges.checked);
+    let slowest_calls: Vec<Value> = full
+        .ranges
+        .slowest(8)
+        .into_iter()
+        .map(|(shape, calls, mean, max)| {
+            let first = small
+                .ranges
+                .durations
+                .get(&shape)
+                .map(|(c, t, _)| *t as f64 / *c as f64);
+            json!({"command": shape, "calls": calls, "mean_us": round(mean, 1), "max_us": max,
+                   "first_round_mean_us": first.map(|f| round(f, 1))})
+        })
+        .collect();
+    let slowest_call = slowest_calls.first().cloned().unwrap_or_default();
+    rec.figure("slowest_top_level_calls", Value::Array(slowest_calls));
     let slowest = growth
         .iter()
         .max_by(|a, b| a.full.usec_per_call.total_cmp(&b.full.usec_per_call))
@@ -398,12 +455,15 @@ fn report(
         "every console page under 200 ms with 1,000,000 queued jobs, no command growing with the queue",
     );
     let summary = format!(
-        "{} queued jobs (+{} in a batch, {} dead, {} awaiting a code), ms p50/p99/max: {}; slowest command {slowest}; grew with the backlog: {}; flagged: {}",
+        "{} queued jobs (+{} in a batch, {} dead, {} awaiting a code), ms p50/p99/max: {}; slowest command {slowest}; slowest top-level call {} {} us mean ({} us first round); grew with the backlog: {}; flagged: {}",
         fmt_num(sizes.jobs as f64),
         fmt_num(sizes.batch as f64),
         fmt_num(sizes.dead as f64),
         sizes.awaiting,
         parts.join(", "),
+        slowest_call["command"].as_str().unwrap_or("-"),
+        slowest_call["mean_us"],
+        slowest_call["first_round_mean_us"],
         if grown.is_empty() { "none".to_string() } else { grown.join(", ") },
         if flagged.is_empty() { "none".to_string() } else { flagged.join("; ") },
     );

@@ -37,8 +37,53 @@ pub type CommandCosts = BTreeMap<String, Stat>;
 pub struct RangeCheck {
     /// Top-level commands looked at.
     pub checked: u64,
-    /// Unbounded ranges and whole reads, each once with how often it ran.
+    /// Unbounded ranges and whole reads (keys by their shape), each once with how often
+    /// it ran.
     pub found: BTreeMap<String, u64>,
+    /// Per command and first key's shape (`EVALSHA 1a2b3c4d onboard:{iot}:<kind>:...`):
+    /// calls, total and longest duration in microseconds, from the slowlog.
+    pub durations: BTreeMap<String, (u64, u64, u64)>,
+}
+
+impl RangeCheck {
+    /// The `n` command shapes with the longest mean duration: (shape, calls, mean us,
+    /// max us).
+    pub fn slowest(&self, n: usize) -> Vec<(String, u64, f64, u64)> {
+        let mut all: Vec<_> = self
+            .durations
+            .iter()
+            .map(|(k, (calls, total, max))| {
+                (k.clone(), *calls, *total as f64 / *calls as f64, *max)
+            })
+            .collect();
+        all.sort_by(|a, b| b.2.total_cmp(&a.2));
+        all.truncate(n);
+        all
+    }
+}
+
+/// A key with its ids (ULIDs, batch and job ids) written `<id>`; with `kinds`, job kinds
+/// and provider tags too (`onboard:{<p>}:<kind>:dead-codes`), so keys of one shape group.
+pub fn shape(key: &str, kinds: bool) -> String {
+    key.split(':')
+        .map(|seg| {
+            let tail = seg.rsplit('_').next().unwrap_or(seg);
+            if tail.len() == 26 && tail.chars().all(|c| c.is_ascii_alphanumeric()) {
+                "<id>".to_string()
+            } else if kinds && seg.starts_with('{') {
+                "{<p>}".to_string()
+            } else if kinds
+                && onboard_shared::jobs::JobKind::ALL
+                    .iter()
+                    .any(|k| k.as_str() == seg)
+            {
+                "<kind>".to_string()
+            } else {
+                seg.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// A connection without a response timeout (SLOWLOG GET of a round can be large).
@@ -153,6 +198,10 @@ pub async fn finish(
         let Some(redis::Value::Array(args)) = fields.get(3) else {
             continue;
         };
+        let micros = match fields.get(2) {
+            Some(redis::Value::Int(us)) => (*us).max(0) as u64,
+            _ => 0,
+        };
         let args: Vec<String> = args
             .iter()
             .filter_map(|a| redis::from_redis_value::<String>(a.clone()).ok())
@@ -167,6 +216,23 @@ pub async fn finish(
         if let Some(why) = unbounded(&args) {
             *check.found.entry(why).or_default() += 1;
         }
+        let first_key = match cmd.as_str() {
+            "evalsha" | "eval" => format!(
+                "{} {}",
+                args.get(1)
+                    .map(|s| &s[..s.len().min(8)])
+                    .unwrap_or_default(),
+                args.get(3).map(|k| shape(k, false)).unwrap_or_default()
+            ),
+            _ => args.get(1).map(|k| shape(k, false)).unwrap_or_default(),
+        };
+        let slot = check
+            .durations
+            .entry(format!("{} {first_key}", cmd.to_uppercase()))
+            .or_default();
+        slot.0 += 1;
+        slot.1 += micros;
+        slot.2 = slot.2.max(micros);
     }
     Ok((delta, check))
 }
@@ -174,7 +240,7 @@ pub async fn finish(
 /// Why a top-level command (name and arguments) may read without a bound, if it may.
 pub fn unbounded(args: &[String]) -> Option<String> {
     let cmd = args.first()?.to_lowercase();
-    let key = args.get(1).cloned().unwrap_or_default();
+    let key = args.get(1).map(|k| shape(k, true)).unwrap_or_default();
     let int = |i: usize| args.get(i).and_then(|a| a.parse::<i64>().ok());
     let has = |word: &str| args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(word));
     let span_too_long = |start: i64, stop: i64| match (start >= 0, stop >= 0) {
@@ -183,7 +249,7 @@ pub fn unbounded(args: &[String]) -> Option<String> {
         (false, true) => false,
     };
     let why = match cmd.as_str() {
-        c if WHOLE_READS.contains(&c) => format!("{} {key} (reads it whole)", c.to_uppercase()),
+        c if WHOLE_READS.contains(&c) => format!("{} {key}", c.to_uppercase()),
         "lrange" | "zrevrange" | "zrange"
             if !(cmd == "zrange" && (has("byscore") || has("bylex"))) =>
         {
@@ -319,6 +385,17 @@ mod tests {
         ] {
             assert!(unbounded(&args(bad)).is_some(), "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_group_by_shape() {
+        let key = "onboard:{iot}:create-customer:job:cust_01M8W813M70PSHVC2N30M05RXY";
+        assert_eq!(shape(key, false), "onboard:{iot}:create-customer:job:<id>");
+        assert_eq!(shape(key, true), "onboard:{<p>}:<kind>:job:<id>");
+        assert_eq!(
+            shape("onboard:{batches}:batch_01M8W813M70PSHVC2N30M05RXY", true),
+            "onboard:{<p>}:<id>"
+        );
     }
 
     #[test]
