@@ -695,6 +695,10 @@ async fn an_operator_sees_every_page_and_no_page_holds_a_secret() {
     assert!(pages >= 12, "{pages} pages checked for secrets");
 }
 
+/// The console's Content-Security-Policy, as the contract states it.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
 /// A client that sees redirects instead of following them.
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -724,6 +728,23 @@ async fn a_wrong_token_and_an_app_token_are_refused() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), status);
         assert!(resp.headers().get("set-cookie").is_none());
+    }
+    // Every console answer carries the contract's Content-Security-Policy; the two static
+    // files are served from the console itself.
+    for path in [
+        "/console/login",
+        "/console/static/console.js",
+        "/console/static/console.css",
+    ] {
+        let resp = no_redirects().get(s.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            resp.headers()
+                .get("content-security-policy")
+                .and_then(|v| v.to_str().ok()),
+            Some(CSP),
+            "{path}"
+        );
     }
     // A cookie nobody issued opens nothing either.
     let resp = no_redirects()
