@@ -58,6 +58,10 @@ pub fn register() {
         "Time spent waiting for a global rate-limit permit"
     );
     describe_counter!(
+        "onboard_rate_limit_slots_missed_total",
+        "Request slots given up because the worker woke too late to send in the slot's second"
+    );
+    describe_counter!(
         "onboard_provider_cooldowns_total",
         "Times a provider's throttling paused it for every worker"
     );
@@ -118,6 +122,8 @@ pub fn register() {
     }
     for action in ALL_ACTIONS {
         metrics::counter!("onboard_provider_requests_total", "provider" => action.provider.as_str(), "action" => action.name, "code" => "OK")
+            .increment(0);
+        metrics::counter!("onboard_rate_limit_slots_missed_total", "provider" => action.provider.as_str(), "action" => action.name)
             .increment(0);
     }
     for provider in Provider::ALL {

@@ -4,7 +4,9 @@
 //! One limiter per [`Limit`](crate::providers::Limit): each request reserves the next free slot (`slots.lua`: a whole
 //! rate's slots fill each second but its last [`SECOND_GUARD`]). The worker's claim hands
 //! out most slots along with the jobs (`queue/scripts/fetch.lua`); `gcra.lua` hands out the
-//! rest, to requests a job makes beyond its first. A short wait is slept; a longer one comes back as
+//! rest, to requests a job makes beyond its first. A short wait is slept, and a request that
+//! wakes more than [`SEND_LATENESS`] after its slot asks for a new one rather than land in the
+//! next second; a longer wait comes back as
 //! [`ProviderError::Throttled`] (by [`ThrottledBy::OurLimit`]) so the job is rescheduled
 //! without using an attempt. When a provider itself says "slow down",
 //! [`RedisGate::cool_down`] pauses that provider for every worker (`cool_down.lua`).
@@ -17,7 +19,7 @@ use crate::{ProviderError, ThrottledBy};
 use futures::future::BoxFuture;
 use redis::Script;
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -32,6 +34,27 @@ static COOL_DOWN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("
 /// request that reaches the provider up to this late still counts in its own second, so no
 /// slot is lost to a safety margin on the rate.
 pub const SECOND_GUARD: Duration = Duration::from_millis(20);
+
+/// How late after its slot a request may still be sent on it: half the [`SECOND_GUARD`],
+/// leaving the other half for the request's way to the provider. A worker that wakes later
+/// than this (a loaded machine, a stalled runtime) would land in the next second and push
+/// it over the limit, so it gives the slot up and asks for a new one.
+pub const SEND_LATENESS: Duration = Duration::from_millis(10);
+
+/// Whether a request planned for `planned` is too late to go at `now` (see [`SEND_LATENESS`]).
+/// A missed slot is counted in `onboard_rate_limit_slots_missed_total`.
+pub fn slot_missed(planned: Instant, now: Instant, action: Action) -> bool {
+    let missed = now > planned + SEND_LATENESS;
+    if missed {
+        metrics::counter!("onboard_rate_limit_slots_missed_total", "provider" => action.provider.as_str(), "action" => action.name)
+            .increment(1);
+    }
+    missed
+}
+
+/// How many times in a row [`RedisGate::admit`] asks again after waking too late for its
+/// slot before it hands the job back as throttled.
+const MISSED_SLOTS_RETRIED: u32 = 3;
 
 /// How many live claims in a row earn bulk one, for bulk to keep `share` of a provider's
 /// rate (0: bulk is never owed; it gets what live leaves).
@@ -87,11 +110,29 @@ impl RedisGate {
         Ok(())
     }
 
-    /// Waits for a slot of `action`'s limit, or says when to come back.
+    /// Waits for a slot of `action`'s limit, or says when to come back. A slot woken up
+    /// for too late (see [`SEND_LATENESS`]) is given up and a new one asked for.
     pub async fn admit(&self, action: Action) -> Result<(), ProviderError> {
         let Some(rate) = action.limit.rate(&self.limits) else {
             return Ok(());
         };
+        for _ in 0..MISSED_SLOTS_RETRIED {
+            let planned = Instant::now() + self.reserve(action, rate).await?;
+            tokio::time::sleep_until(planned.into()).await;
+            if !slot_missed(planned, Instant::now(), action) {
+                return Ok(());
+            }
+        }
+        Err(ProviderError::throttled(
+            ThrottledBy::OurLimit,
+            "RateLimitSlotMissed",
+            Duration::ZERO,
+        ))
+    }
+
+    /// Reserves the next slot of `action`'s limit (at `rate`) and says how long until it,
+    /// or says when to come back.
+    async fn reserve(&self, action: Action, rate: f64) -> Result<Duration, ProviderError> {
         let keys = ProviderKeys::new(action.provider);
         let mut conn = self.conn.clone();
         let reply: Result<(i64, i64, i64), _> = GCRA
@@ -119,10 +160,7 @@ impl RedisGate {
         metrics::histogram!("onboard_rate_limit_wait_seconds", "provider" => action.provider.as_str(), "action" => action.name)
             .record(wait.as_secs_f64());
         if admitted == 1 {
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            return Ok(());
+            return Ok(wait);
         }
         // A job turned away for a slot comes back while the slots before its turn are
         // still reserved, so it finds one within the inline wait. Coming back exactly at
