@@ -5,8 +5,9 @@
 //! mode is on (`INFO cluster`). Everything else in onboard talks to a [`RedisConnection`]
 //! and does not care: on a cluster every script and pipeline stays in one hash slot (all of
 //! a provider's keys share its hash tag, `queue/keys.rs`), and the cluster client follows
-//! MOVED, failovers and new topologies by itself; a request a dead node refused is sent
-//! again once the client has refreshed its map of the slots (`REFUSALS_RETRIED`).
+//! MOVED, failovers and new topologies by itself; a request a dead node refused, or one a
+//! node answered MOVED, TRYAGAIN or CLUSTERDOWN to after the client gave up following it, is
+//! sent again once the client has refreshed its map of the slots (`NOT_RUN_RETRIED`).
 //!
 //! Two kinds of connection: [`RedisLink::shared`], multiplexed, reconnecting, with response
 //! timeouts, for everything short; [`RedisLink::blocking`], with no response timeout, for a
@@ -16,7 +17,9 @@ use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use redis::{
+    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
+};
 use std::time::Duration;
 
 /// How long one connection attempt may take.
@@ -160,13 +163,13 @@ fn invalid(why: &'static str) -> RedisError {
     RedisError::from((redis::ErrorKind::InvalidClientConfig, why))
 }
 
-/// How often a cluster request a node refused is sent again. A refused connection sent
-/// nothing, so sending again is safe; after a failover the client's slot map still names the
-/// dead master until a failed request makes it refresh the map, and the next try goes to
-/// the promoted replica.
-const REFUSALS_RETRIED: u32 = 5;
+/// How often a cluster request that did not run is sent again (see [`did_not_run`]): sending
+/// it again is safe. After a failover the client's slot map still names the dead master
+/// until a failed request makes it refresh the map, and the next try goes to the promoted
+/// replica.
+const NOT_RUN_RETRIED: u32 = 5;
 /// The pause before that retry.
-const REFUSAL_PAUSE: Duration = Duration::from_millis(100);
+const NOT_RUN_PAUSE: Duration = Duration::from_millis(100);
 
 /// A connection to one server or to a cluster; every command and script goes through it.
 #[derive(Clone)]
@@ -214,7 +217,7 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_command(cmd),
             RedisConnection::Blocking(c) => c.req_packed_command(cmd),
-            RedisConnection::Cluster(c) => Box::pin(refusals_retried(move || {
+            RedisConnection::Cluster(c) => Box::pin(retried_while_not_run(move || {
                 let mut c = c.clone();
                 async move { c.req_packed_command(cmd).await }
             })),
@@ -230,7 +233,7 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Blocking(c) => c.req_packed_commands(pipeline, offset, count),
-            RedisConnection::Cluster(c) => Box::pin(refusals_retried(move || {
+            RedisConnection::Cluster(c) => Box::pin(retried_while_not_run(move || {
                 let mut c = c.clone();
                 async move { c.req_packed_commands(pipeline, offset, count).await }
             })),
@@ -246,21 +249,85 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails otherwise than by a refused connection, or has
-/// been refused [`REFUSALS_RETRIED`] times.
-async fn refusals_retried<T, F, Fut>(mut attempt: F) -> RedisResult<T>
+/// Whether a cluster request failed without running: the connection was refused (nothing
+/// was sent), or the node answered MOVED (the slot is elsewhere), TRYAGAIN or CLUSTERDOWN
+/// (a failover under way). The cluster client follows these itself for a while; one that
+/// still reaches us came during a failover that outlasted its own retries.
+fn did_not_run(e: &RedisError) -> bool {
+    e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::Moved | ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown
+            )
+        )
+}
+
+/// Runs `attempt` until it succeeds, fails otherwise than by [`did_not_run`], or has not run
+/// [`NOT_RUN_RETRIED`] times more.
+async fn retried_while_not_run<T, F, Fut>(mut attempt: F) -> RedisResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = RedisResult<T>>,
 {
-    let mut refused = 0;
+    let mut retried = 0;
     loop {
         match attempt().await {
-            Err(e) if e.is_connection_refusal() && refused < REFUSALS_RETRIED => {
-                refused += 1;
-                tokio::time::sleep(REFUSAL_PAUSE).await;
+            Err(e) if did_not_run(&e) && retried < NOT_RUN_RETRIED => {
+                retried += 1;
+                tokio::time::sleep(NOT_RUN_PAUSE).await;
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(reply: &[u8]) -> RedisError {
+        match redis::parse_redis_value(reply) {
+            Ok(v) => v.extract_error().expect_err("an error reply"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn redirects_and_failovers_did_not_run_other_errors_may_have() {
+        assert!(did_not_run(&server_error(
+            b"-MOVED 8445 127.0.0.1:7001\r\n"
+        )));
+        assert!(did_not_run(&server_error(b"-TRYAGAIN Multiple keys\r\n")));
+        assert!(did_not_run(&server_error(
+            b"-CLUSTERDOWN The cluster is down\r\n"
+        )));
+        assert!(!did_not_run(&server_error(b"-ERR boom\r\n")));
+        assert!(!did_not_run(&server_error(b"-BUSY script running\r\n")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_moved_reply_is_sent_again_and_an_error_script_is_not() {
+        let mut calls = 0;
+        let ok: RedisResult<u8> = retried_while_not_run(|| {
+            calls += 1;
+            let reply = if calls < 3 {
+                Err(server_error(b"-MOVED 8445 127.0.0.1:7001\r\n"))
+            } else {
+                Ok(7)
+            };
+            async move { reply }
+        })
+        .await;
+        assert_eq!((ok.ok(), calls), (Some(7), 3));
+
+        let mut calls = 0;
+        let failed: RedisResult<u8> = retried_while_not_run(|| {
+            calls += 1;
+            async { Err(server_error(b"-ERR boom\r\n")) }
+        })
+        .await;
+        assert!(failed.is_err());
+        assert_eq!(calls, 1);
     }
 }
