@@ -62,7 +62,7 @@ else
       ONBOARD_LIMITS__IOT=0 ONBOARD_METRICS_LISTEN=127.0.0.1:0 \
       "$bin/onboard-worker" >"$work/worker.log" 2>&1 &
     local worker=$!
-    until [ "$(redis-cli -p "$port" hget 'onboard:{create-customer}:counts' succeeded)" = "$rows" ]; do
+    until [ "$(redis-cli -p "$port" hget 'onboard:{iot}:create-customer:counts' succeeded)" = "$rows" ]; do
       sleep 0.5
     done
     kill "$worker"

@@ -46,6 +46,36 @@ pub async fn flush(redis: &RedisServer) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `used_memory` from `INFO memory` of a private single server (bytes).
+pub async fn used_memory(redis: &RedisServer) -> anyhow::Result<u64> {
+    let client = redis::Client::open(redis.url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .context("INFO memory")?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no used_memory in INFO memory")
+}
+
+/// `MEMORY USAGE key SAMPLES 0` (bytes; 0 when the key does not exist).
+pub async fn memory_usage(redis: &RedisServer, key: &str) -> anyhow::Result<u64> {
+    let client = redis::Client::open(redis.url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let n: Option<u64> = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .context("MEMORY USAGE")?;
+    Ok(n.unwrap_or(0))
+}
+
 /// A running `onboard-sandbox`.
 pub struct Sandbox {
     process: SandboxProcess,
