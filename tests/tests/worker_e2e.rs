@@ -325,3 +325,68 @@ async fn an_uncertain_create_that_lost_the_race_reconciles() {
     let stats = sandbox.stats();
     assert_eq!(stats["duplicates"], 0, "{stats}");
 }
+
+/// A live job arriving while bulk jobs fill a busy worker starts at once: the worker keeps
+/// one slot free for live work and a live enqueue wakes it. The provider answers after
+/// 3 s, so a live job that waited for a bulk job's slot would start only once one had
+/// succeeded. With no limit to pace them, the worker's first claim takes all the bulk
+/// jobs it has room for at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_job_starts_while_bulk_jobs_fill_the_worker() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    sandbox.set_faults(serde_json::json!({"seed": 5, "latency_ms": 3_000}));
+    let _worker = Worker::start(
+        &redis,
+        &sandbox,
+        // The provider's kinds share one pool of slots: 10 in all.
+        quick()
+            .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 10)
+            .env("ONBOARD_QUEUE__CONCURRENCY__BIND_DEVICES", 0),
+    );
+    let p = producer(&redis).await;
+    let bulk = EnqueueOptions {
+        lane: Some(Lane::Bulk),
+        source: Some("backfill".into()),
+        ..Default::default()
+    };
+    let backlog: Vec<_> = (0..40).map(|i| (customer(i), bulk.clone())).collect();
+    p.store()
+        .enqueue_many(&backlog)
+        .await
+        .expect("bulk enqueued");
+    let stats = || async {
+        p.store()
+            .queue_stats(JobKind::CreateCustomer)
+            .await
+            .expect("stats")
+    };
+    // Every slot but the one kept for live work holds a bulk job.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stats().await.running < 9 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", stats().await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let live = p
+        .store()
+        .enqueue(&customer(1_000), &EnqueueOptions::default())
+        .await
+        .expect("live enqueued")
+        .id;
+    let started = loop {
+        let status = p.store().status(&live, false).await.expect("status");
+        if status.attempts > 0 || status.state.is_final() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let at_start = stats().await;
+    assert_eq!(
+        at_start.succeeded_total, 0,
+        "the live job started before any bulk job ended: {started:?} {at_start:?}"
+    );
+    let done = wait_all(&p, &[live], Duration::from_secs(30)).await;
+    assert_eq!(done[0].state, JobState::Succeeded, "{done:?}");
+}

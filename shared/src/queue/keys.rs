@@ -49,6 +49,12 @@ impl ProviderKeys {
         self.key("notify")
     }
 
+    /// List busy workers block on; every enqueue of live jobs pushes a wake-up token, so a
+    /// worker draining bulk work claims a live job at once, into a slot kept free for it.
+    pub fn notify_live(&self) -> String {
+        self.key("notify:live")
+    }
+
     /// Stream: the provider's events, on a Redis Cluster (one server has one stream for
     /// all, `events::STREAM_KEY`).
     pub fn events(&self) -> String {
@@ -261,6 +267,7 @@ mod tests {
                 k.pending(),
                 k.idempotency("ab"),
                 p.notify(),
+                p.notify_live(),
                 p.ring(Lane::Bulk),
                 p.lanes(),
                 p.weights(),

@@ -4,11 +4,15 @@
 //! It claims at most as many jobs as there are free slots (so no claimed job waits while
 //! its lease runs down), and only as many as the provider's rate limit admits now: the
 //! claim reserves each job's request slot, live work before bulk (see `fetch.lua`). When the queue is empty it blocks on the notify list
-//! ([`IdleWaiter`]), so an enqueue wakes an idle worker at once. Redis errors never reach
+//! ([`IdleWaiter`]), so an enqueue wakes an idle worker at once. It keeps one slot free for
+//! live jobs (with [`LIVE_RESERVE_FROM`] slots or more), and a live
+//! enqueue wakes it ([`LiveWaker`]) to claim into that slot at once rather than after the
+//! next bulk job ends. Redis errors never reach
 //! apalis (an error would end the worker): the fetcher retries with backoff until Redis is
 //! back.
 
 use super::idle_waiter::IdleWaiter;
+use super::live_waker::LiveWaker;
 use super::slots::Slots;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use onboard_shared::jobs::JobKind;
@@ -20,6 +24,10 @@ use tokio::sync::{mpsc, watch};
 
 /// The longest a busy fetcher waits to claim several jobs at once instead of one.
 const GATHER_WINDOW: Duration = Duration::from_millis(2);
+
+/// The fewest slots with which a busy fetcher keeps one free for live work: below this, one
+/// slot is too large a share of the worker to leave idle for a job that may not come.
+pub const LIVE_RESERVE_FROM: usize = 8;
 
 /// See the module documentation.
 pub struct Fetcher {
@@ -48,10 +56,18 @@ impl Fetcher {
         };
         let provider = first.provider();
         let mut waiter = IdleWaiter::new(self.store.link().clone(), ProviderKeys::new(provider));
+        let live = (self.slots.capacity() >= LIVE_RESERVE_FROM).then(|| {
+            LiveWaker::spawn(
+                self.store.link().clone(),
+                ProviderKeys::new(provider),
+                self.stop.clone(),
+            )
+        });
         let token_base = ulid::Ulid::new().to_string();
         let mut claims: u64 = 0;
         let mut errors = error_backoff();
-        // Whether the last claim found work: only then is it worth gathering slots.
+        // Whether the last claim found work: only then is it worth gathering slots, and
+        // keeping one free for live work.
         let mut busy = false;
         while !self.stopping() {
             if self.slots.free() == 0 {
@@ -62,10 +78,19 @@ impl Fetcher {
                 }
                 continue;
             }
-            if busy {
-                self.gather_slots().await;
+            // One slot stays free for live work, and a live arrival claims into it at once
+            // (rather than after the next bulk job ends). Live jobs fill it only that way:
+            // a claim cannot tell beforehand whether it will get live or bulk work.
+            let mut kept = usize::from(live.is_some());
+            if busy || self.slots.free() <= kept {
+                tokio::select! {
+                    _ = gather_slots(&self.slots, self.batch, kept, busy) => {}
+                    _ = live_arrived(live.as_ref()) => kept = 0,
+                    _ = changed(&mut self.stop) => continue,
+                    _ = changed(&mut self.shutdown) => continue,
+                }
             }
-            let free = self.slots.free();
+            let free = self.slots.free().saturating_sub(kept);
             claims += 1;
             let token = format!("{token_base}:{claims}");
             let request = ClaimRequest {
@@ -131,22 +156,37 @@ impl Fetcher {
                 .await;
         }
     }
+}
 
-    /// Under load slots free one at a time, and claiming one job per script call caps
-    /// throughput (APALIS.md: 5.6k-7.3k jobs/s claiming 1, 29k-36k claiming 50). So while
-    /// the queue has work, wait up to [`GATHER_WINDOW`] for a quarter of the batch to be
-    /// free. An idle worker has every slot free and never waits here.
-    async fn gather_slots(&self) {
-        let want = (self.batch / 4).max(1);
-        let deadline = tokio::time::Instant::now() + GATHER_WINDOW;
-        while self.slots.free() < want {
-            if tokio::time::timeout_at(deadline, self.slots.freed())
-                .await
-                .is_err()
-            {
-                return;
-            }
+/// Waits for a slot beyond the `kept` ones (kept free for live work). Then, if the
+/// queue has work (`gather`), waits up to [`GATHER_WINDOW`] for a quarter of the batch
+/// to be free: under load slots free one at a time, and claiming one job per script call
+/// caps throughput (APALIS.md: 5.6k-7.3k jobs/s claiming 1, 29k-36k claiming 50). An
+/// idle worker has every slot free and never waits here.
+async fn gather_slots(slots: &Slots, batch: usize, kept: usize, gather: bool) {
+    while slots.free() <= kept {
+        slots.freed().await;
+    }
+    if !gather {
+        return;
+    }
+    let want = (batch / 4).max(1) + kept;
+    let deadline = tokio::time::Instant::now() + GATHER_WINDOW;
+    while slots.free() < want {
+        if tokio::time::timeout_at(deadline, slots.freed())
+            .await
+            .is_err()
+        {
+            return;
         }
+    }
+}
+
+/// Resolves when a live job arrived; never without a waker.
+async fn live_arrived(live: Option<&LiveWaker>) {
+    match live {
+        Some(l) => l.arrived().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -4,6 +4,7 @@
 //! * [`backend`]: the apalis `Backend` of one queue ([`RedisBackend`]);
 //! * [`fetcher`]: the task that claims jobs into free slots;
 //! * [`idle_waiter`]: blocks on the notify list while the queue is empty;
+//! * [`live_waker`]: wakes a busy fetcher when a live job arrives;
 //! * [`slots`]: the concurrency slots the fetcher and the ack layer share;
 //! * [`ack_layer`]: runs a job under its lease, renews it, records the outcome;
 //! * [`ack_batcher`]: records successes that end together in one script call;
@@ -14,6 +15,7 @@ pub mod ack_layer;
 pub mod backend;
 pub mod fetcher;
 pub mod idle_waiter;
+pub mod live_waker;
 pub mod outcome;
 pub mod slots;
 

@@ -23,6 +23,11 @@ impl Slots {
         }
     }
 
+    /// How many slots there are.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Free slots now.
     pub fn free(&self) -> usize {
         self.capacity

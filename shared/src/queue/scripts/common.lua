@@ -285,7 +285,7 @@ local KEY_TYPES = {
   awaiting = 'zset', waiting = 'zset', sources = 'set',
 }
 local PROVIDER_KEY_TYPES = {
-  notify = 'list', ['ring:live'] = 'list', ['ring:bulk'] = 'list', lanes = 'hash',
+  notify = 'list', ['notify:live'] = 'list', ['ring:live'] = 'list', ['ring:bulk'] = 'list', lanes = 'hash',
   weights = 'hash', ['paused-sources'] = 'set', ['paused-kinds'] = 'set',
 }
 

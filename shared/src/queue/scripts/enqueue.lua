@@ -152,6 +152,15 @@ if #ready > 0 then
   for i = 1, math.min(#ready, 64) do tokens[i] = '1' end
   redis.call('RPUSH', provider_prefix .. 'notify', unpack(tokens))
   redis.call('LTRIM', provider_prefix .. 'notify', -64, -1)
+  -- Live jobs also wake a busy worker, which keeps a slot free for them (runtime/fetcher.rs).
+  if lane == 'live' then
+    local live = provider_prefix .. 'notify:live'
+    if type(redis.pcall('RPUSH', live, unpack(tokens))) == 'table' then
+      set_aside(live, 'list')
+      redis.call('RPUSH', live, unpack(tokens))
+    end
+    redis.call('LTRIM', live, -64, -1)
+  end
 end
 -- An idle fetcher sleeping past a new run-at time learns of it now.
 if scheduled_any and #ready == 0 then wake() end
