@@ -17,6 +17,44 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port on 127.0.0.1")
 }
 
+/// What Redis Cluster adds to a node's port for its cluster bus port.
+pub const CLUSTER_BUS_OFFSET: u16 = 10_000;
+
+/// A port for a Redis Cluster node: free, with its bus port (`port + 10000`) free too, and
+/// both below the kernel's ephemeral range, so no outgoing connection can take either while
+/// the node is down or restarting (a port from [`free_port`] is in that range, and its bus
+/// port often too). Never the same port twice in one process.
+pub fn free_cluster_port() -> u16 {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (1_024, ephemeral_low.saturating_sub(CLUSTER_BUS_OFFSET));
+    assert!(
+        high > low,
+        "no room below the ephemeral ports ({ephemeral_low})"
+    );
+    let mut given = GIVEN
+        .get_or_init(|| Mutex::new(HashSet::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    // Start from a spot that differs per process, then walk the range.
+    let span = u32::from(high - low);
+    let start = (std::process::id().wrapping_mul(7_919) + given.len() as u32 * 97) % span;
+    for step in 0..span {
+        let port = low + ((start + step) % span) as u16;
+        let bindable = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if !given.contains(&port) && bindable(port) && bindable(port + CLUSTER_BUS_OFFSET) {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port pair (p, p + {CLUSTER_BUS_OFFSET}) below {ephemeral_low}")
+}
+
 /// Spawns `cmd` with stdout piped and waits until a stdout line contains `needle`,
 /// returning that line. The rest of stdout keeps draining in the background.
 pub fn spawn_ready(
@@ -35,25 +73,45 @@ pub fn spawn_ready(
     let (tx, rx) = mpsc::channel();
     let wanted = needle.to_string();
     let needle = needle.to_string();
+    // The reader sends the ready line, or, if stdout ends first (the process exited), the
+    // lines it printed, so a process that cannot start says why at once.
     std::thread::spawn(move || {
         let mut sent = false;
+        let mut printed: Vec<String> = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if !sent && line.contains(&needle) {
-                let _ = tx.send(line.clone());
+                let _ = tx.send(Ok(line.clone()));
                 sent = true;
+            } else if !sent && printed.len() < 20 {
+                printed.push(line);
             }
         }
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(line) => Ok((child, line)),
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(HarnessError(format!(
-                "{cmd:?} did not print a line containing {wanted:?} within {timeout:?}"
-            )))
+        if !sent {
+            let _ = tx.send(Err(printed));
         }
+    });
+    let failed = |child: &mut Child, why: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(HarnessError(format!("{cmd:?} {why}")))
+    };
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(line)) => Ok((child, line)),
+        Ok(Err(printed)) => {
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            failed(
+                &mut child,
+                format!(
+                    "ended ({status}) before printing {wanted:?}; it printed:\n{}",
+                    printed.join("\n")
+                ),
+            )
+        }
+        Err(_) => failed(
+            &mut child,
+            format!("did not print a line containing {wanted:?} within {timeout:?}"),
+        ),
     }
 }
 
@@ -146,4 +204,38 @@ impl Drop for Process {
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_port_and_its_bus_port_are_free_and_below_the_ephemeral_range() {
+        let a = free_cluster_port();
+        let b = free_cluster_port();
+        assert_ne!(a, b, "never the same port twice");
+        for port in [a, b] {
+            assert!(port + CLUSTER_BUS_OFFSET < 32_768, "{port}");
+            let node = TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+            let bus = TcpListener::bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+                .expect("the bus port is free");
+            drop((node, bus));
+        }
+    }
+
+    #[test]
+    fn a_process_that_ends_before_its_ready_line_says_what_it_printed() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo 'Could not bind the cluster bus port'; exit 3"]);
+        // A long timeout: the error must come when the process ends, not when this runs out.
+        let started = std::time::Instant::now();
+        let err = match spawn_ready(cmd, "Ready to accept", Duration::from_secs(60)) {
+            Ok(_) => panic!("the process never printed the ready line"),
+            Err(e) => e.to_string(),
+        };
+        assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+        assert!(err.contains("Could not bind the cluster bus port"), "{err}");
+        assert!(err.contains("exit status: 3"), "{err}");
+    }
 }

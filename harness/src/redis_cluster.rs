@@ -3,7 +3,7 @@
 //! append-only file on), joined with `redis-cli --cluster create ... --cluster-replicas 1`.
 //! A master can be killed to watch its replica take over.
 
-use super::process::free_port;
+use super::process::free_cluster_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ impl RedisCluster {
                 let node_dir = dir.path().join(format!("node{i}"));
                 std::fs::create_dir_all(&node_dir).expect("node dir");
                 Node {
-                    port: free_port(),
+                    port: free_cluster_port(),
                     dir: node_dir,
                     child: None,
                     persistence,
