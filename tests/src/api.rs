@@ -60,6 +60,7 @@ impl TokenSpec {
 /// A running API server (killed on drop).
 pub struct ApiServer {
     process: ApiServerProcess,
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -95,12 +96,21 @@ impl ApiServer {
         let path = dir.path().join("onboard.toml");
         std::fs::write(&path, toml).expect("write the server's config");
         let process = ApiServerProcess::start(&path).unwrap_or_else(|e| panic!("{e}"));
-        ApiServer { process, _dir: dir }
+        ApiServer {
+            process,
+            config: path,
+            _dir: dir,
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.process.url
+    }
+
+    /// Its configuration file (for the CLI to run with the same tokens).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config
     }
 
     /// Everything it logged so far.

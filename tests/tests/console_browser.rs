@@ -1030,3 +1030,77 @@ async fn a_batch_cancelled_on_the_batches_page_cancels_its_jobs() {
     }
     assert_eq!(s.batch_status(&batch).await["cancelled"], 4);
 }
+
+/// Runs `onboard-producer console-link <name> --json` with the server's configuration;
+/// the exit code and what it printed (the link's path on success).
+fn console_link(s: &Stack, name: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new(onboard_tests::bin("onboard-producer"))
+        .arg("--config")
+        .arg(s.server.config_path())
+        .args(["--json", "console-link", name])
+        .env_remove("ONBOARD_CONFIG")
+        .output()
+        .expect("run onboard-producer console-link");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    match serde_json::from_str::<Value>(stdout.trim()) {
+        Ok(v) => (
+            out.status.code(),
+            v["path"].as_str().unwrap_or_default().to_string(),
+        ),
+        Err(_) => (out.status.code(), format!("{stdout}{stderr}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_login_link_opens_one_session_once() {
+    let s = Stack::start().await;
+    // Only an operator token of the configuration gets a link.
+    let (code, said) = console_link(&s, "app1");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("app role"), "{said}");
+    let (code, said) = console_link(&s, "nobody");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("no token named nobody"), "{said}");
+
+    let (code, link) = console_link(&s, "ops");
+    assert_eq!(code, Some(0), "{link}");
+    assert!(link.starts_with("/console/login?once="), "{link}");
+    let once = link.trim_start_matches("/console/login?once=").to_string();
+    s.secret("the login link's code", &once);
+
+    // The link logs in: the overview, with a session cookie.
+    s.visit(&link).await;
+    assert_eq!(s.path().await, "/console");
+    assert_eq!(
+        s.el("main")
+            .await
+            .attr("data-page")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("overview")
+    );
+    assert!(s.session_cookie().await.is_some(), "a session was started");
+
+    // A second use, from a browser without that session, is refused.
+    s.driver()
+        .delete_all_cookies()
+        .await
+        .expect("clear cookies");
+    s.visit(&link).await;
+    assert_eq!(s.path().await, link);
+    assert!(s.text("p.error").await.contains("used already"));
+    assert_eq!(s.session_cookie().await, None, "no second session");
+    s.visit("/console").await;
+    assert_eq!(s.path().await, "/console/login");
+    // The same over HTTP: 401 and no cookie, for a used link and for a made-up one.
+    for path in [
+        link.clone(),
+        format!("/console/login?once={}", "0".repeat(64)),
+    ] {
+        let resp = no_redirects().get(s.url(&path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(resp.headers().get("set-cookie").is_none(), "{path}");
+    }
+}

@@ -193,8 +193,14 @@ async fn run_stack(args: &DemoArgs, started: &mut Started) -> Result<(), Failure
     println!(
         "HTTP API: {api_url} (operator token {api_token}; try curl -H 'Authorization: Bearer {api_token}' {api_url}/v1/stats)"
     );
+    let login = crate::serve::console::login_link::create(
+        &producer.store().connection(),
+        crate::serve::DEMO_TOKEN_NAME,
+    )
+    .await
+    .map_err(|e| Failure::infra(format!("cannot store the console's login link: {e}")))?;
     println!(
-        "console: {api_url}/console (log in with the operator token above; it was made for this run and ends with it)"
+        "console: {api_url}/console/login?once={login} (a one-time login link; afterwards log in with the operator token above, made for this run and ending with it)"
     );
     if !statuses.iter().all(|s| s.state == JobState::Succeeded) {
         return Err(Failure::infra(

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Each command lives in its own module.
 
 pub(crate) mod backfill;
+mod console_link;
 mod control;
 mod demo;
 mod enqueue;
@@ -101,6 +102,12 @@ enum Command {
     Serve(crate::serve::ServeArgs),
     /// Print a new random API token and the SHA-256 to configure for it.
     Token,
+    /// Print a one-time login link to the operator console for an operator token of
+    /// [[api.tokens]] (it logs in once, within an hour).
+    ConsoleLink {
+        /// The token's name in [[api.tokens]].
+        token_name: String,
+    },
 }
 
 /// A failed command: what to print and the exit code.
@@ -212,5 +219,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rekey => rekey::run(&ctx).await,
         Command::Serve(args) => crate::serve::run(&ctx, args).await,
         Command::Token => token::run(&ctx),
+        Command::ConsoleLink { token_name } => console_link::run(&ctx, &token_name).await,
     }
 }

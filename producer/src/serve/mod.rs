@@ -119,6 +119,9 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::infra(format!("serving: {e}")))
 }
 
+/// The name of the operator token [`spawn_in_process`] makes.
+pub const DEMO_TOKEN_NAME: &str = "demo";
+
 /// Serves the HTTP API in this process on a free port (or 127.0.0.1:8090 when free), with
 /// one new operator token for every kind (the demo); returns its URL and the token.
 pub async fn spawn_in_process(
@@ -128,7 +131,7 @@ pub async fn spawn_in_process(
     let token = auth::new_token();
     let mut api = cfg.api.clone();
     api.tokens = vec![ApiToken {
-        name: "demo".into(),
+        name: DEMO_TOKEN_NAME.into(),
         sha256: auth::token_hash(&token),
         kinds: JobKind::ALL.to_vec(),
         role: ApiRole::Operator,

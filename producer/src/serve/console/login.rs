@@ -1,12 +1,14 @@
 //! Logging in and out. The login form takes an operator token (the same tokens as the HTTP
 //! API, kept hashed in `[[api.tokens]]`); an app token or an unknown one is refused, and
-//! nothing about which tokens exist shows in the answer's timing (`Tokens::login`).
+//! nothing about which tokens exist shows in the answer's timing (`Tokens::login`). A
+//! one-time link (`?once=`, [`login_link`](super::login_link)) logs in without the form.
 
 use super::super::auth::LoginRefused;
 use super::super::AppState;
+use super::login_link;
 use super::pages::{self, bare};
 use super::session::Session;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -28,9 +30,45 @@ fn form(error: Option<&str>) -> Markup {
     }
 }
 
-/// `GET /console/login`.
-pub async fn page() -> Response {
-    bare("Log in", StatusCode::OK, form(None))
+/// The login page's query: a one-time link's code.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    once: Option<String>,
+}
+
+/// `GET /console/login`: the form, or a one-time link redeemed for a session.
+pub async fn page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let Some(code) = query.once else {
+        return bare("Log in", StatusCode::OK, form(None));
+    };
+    let conn = state.producer.store().connection();
+    let operator = match login_link::redeem(&conn, code.trim()).await {
+        Ok(operator) => operator,
+        Err(e) => return pages::unavailable(&e),
+    };
+    match operator {
+        Some(name) if state.tokens.is_operator(&name) => start(&state, jar, &name).await,
+        _ => {
+            tracing::info!("console login link refused");
+            let why = "This login link was used already, has expired or its token is gone; log in with an operator token.";
+            bare("Log in", StatusCode::UNAUTHORIZED, form(Some(why)))
+        }
+    }
+}
+
+/// A session for operator token `name`, and the way to the overview.
+async fn start(state: &AppState, jar: CookieJar, name: &str) -> Response {
+    match Session::start(&state.producer.store().connection(), name).await {
+        Ok(cookie) => {
+            tracing::info!(token = %name, "console login");
+            (jar.add(cookie), Redirect::to("/console")).into_response()
+        }
+        Err(e) => pages::unavailable(&e),
+    }
 }
 
 /// The login form's fields.
@@ -66,13 +104,7 @@ pub async fn login(
             return bare("Log in", status, form(Some(&why)));
         }
     };
-    match Session::start(&state.producer.store().connection(), &token.name).await {
-        Ok(cookie) => {
-            tracing::info!(token = %token.name, "console login");
-            (jar.add(cookie), Redirect::to("/console")).into_response()
-        }
-        Err(e) => pages::unavailable(&e),
-    }
+    start(&state, jar, &token.name).await
 }
 
 /// The logout form's fields.

@@ -5,6 +5,7 @@
 //!
 //! * [`session`]: the login session (Redis, HttpOnly SameSite=Strict cookie, CSRF value);
 //! * [`login`]: logging in and out;
+//! * [`login_link`]: one-time login links (the demo prints one);
 //! * [`pages`]: the layout, action forms, error pages, times;
 //! * [`overview`]: per kind counts, rates, limit share, pause and resume (live);
 //! * [`jobs`]: jobs by kind, state, lane and batch, paged; find by id or natural key;
@@ -24,6 +25,7 @@ pub mod dead;
 pub mod job;
 pub mod jobs;
 pub mod login;
+pub mod login_link;
 pub mod overview;
 pub mod pages;
 pub mod session;
