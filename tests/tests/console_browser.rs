@@ -384,6 +384,11 @@ impl Stack {
     /// Logs in as the operator and lands on the overview.
     async fn log_in_as_operator(&self) {
         self.log_in(&ops().token).await;
+        self.assert_on_overview().await;
+    }
+
+    /// The page shown now is the overview.
+    async fn assert_on_overview(&self) {
         assert_eq!(self.path().await, "/console");
         assert_eq!(
             self.el("main")
@@ -1071,16 +1076,7 @@ async fn a_one_time_login_link_opens_one_session_once() {
 
     // The link logs in: the overview, with a session cookie.
     s.visit(&link).await;
-    assert_eq!(s.path().await, "/console");
-    assert_eq!(
-        s.el("main")
-            .await
-            .attr("data-page")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("overview")
-    );
+    s.assert_on_overview().await;
     assert!(s.session_cookie().await.is_some(), "a session was started");
 
     // A second use, from a browser without that session, is refused.
