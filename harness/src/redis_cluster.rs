@@ -362,3 +362,37 @@ impl Drop for RedisCluster {
         self.kill_all();
     }
 }
+
+/// A node is killed with whatever holds it: also when the cluster fails to start (a later
+/// node panics before the `RedisCluster` exists), which used to leave the earlier nodes
+/// running after the test.
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_dropped_on_its_own_is_killed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut node = Node {
+            port: free_cluster_port(),
+            dir: dir.path().to_path_buf(),
+            child: None,
+            persistence: Persistence::None,
+        };
+        node.spawn();
+        let pid = node.child.as_ref().map(Child::id).expect("it runs");
+        drop(node);
+        // Dropping killed and reaped it: the pid is gone (or reused by another program).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("redis-server"),
+            "redis-server {pid} still runs"
+        );
+    }
+}
