@@ -23,7 +23,8 @@ pub const CLUSTER_BUS_OFFSET: u16 = 10_000;
 /// A port for a Redis Cluster node: free, with its bus port (`port + 10000`) free too, and
 /// both below the kernel's ephemeral range, so no outgoing connection can take either while
 /// the node is down or restarting (a port from [`free_port`] is in that range, and its bus
-/// port often too). Never the same port twice in one process.
+/// port often too). No port, node or bus, is handed out twice in one process: one node's
+/// port is never another's bus port.
 pub fn free_cluster_port() -> u16 {
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
@@ -47,8 +48,11 @@ pub fn free_cluster_port() -> u16 {
     for step in 0..span {
         let port = low + ((start + step) % span) as u16;
         let bindable = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if !given.contains(&port) && bindable(port) && bindable(port + CLUSTER_BUS_OFFSET) {
+        let bus = port + CLUSTER_BUS_OFFSET;
+        let unused = !given.contains(&port) && !given.contains(&bus);
+        if unused && bindable(port) && bindable(bus) {
             given.insert(port);
+            given.insert(bus);
             return port;
         }
     }
@@ -211,16 +215,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cluster_port_and_its_bus_port_are_free_and_below_the_ephemeral_range() {
+    fn cluster_ports_are_distinct_with_their_bus_ports_and_below_the_ephemeral_range() {
         let a = free_cluster_port();
         let b = free_cluster_port();
         assert_ne!(a, b, "never the same port twice");
+        assert_ne!(
+            a + CLUSTER_BUS_OFFSET,
+            b,
+            "one's bus port is not the other's port"
+        );
+        assert_ne!(
+            a,
+            b + CLUSTER_BUS_OFFSET,
+            "one's bus port is not the other's port"
+        );
+        // Not bound again here to show they are free: the other tests of this process
+        // fork children (redis-server, sh) that hold its sockets until they exec.
         for port in [a, b] {
+            assert!(port >= 1_024, "{port}");
             assert!(port + CLUSTER_BUS_OFFSET < 32_768, "{port}");
-            let node = TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
-            let bus = TcpListener::bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
-                .expect("the bus port is free");
-            drop((node, bus));
         }
     }
 
