@@ -5,29 +5,23 @@
 //! deletes it in the same command (GETDEL), so two browsers racing for one link get one
 //! session between them.
 
+use super::session::{hashed_key, is_random_hex, random_hex};
 use onboard_shared::queue::QueueError;
 use onboard_shared::redis_link::RedisConnection;
 use redis::AsyncCommands;
-use sha2::{Digest, Sha256};
 
 /// How long a link lasts unused.
 pub const LINK_SECS: u64 = 3600;
 
 /// The Redis key of link `code`.
 fn key_of(code: &str) -> String {
-    format!(
-        "onboard:{{console}}:login-link:{}",
-        hex::encode(Sha256::digest(code.as_bytes()))
-    )
+    hashed_key("login-link", code)
 }
 
 /// Makes a link for the operator token named `operator`; returns its code (the `once`
 /// value of `/console/login`). Whether the token is an operator's is checked on redemption.
 pub async fn create(conn: &RedisConnection, operator: &str) -> Result<String, QueueError> {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let code = hex::encode(bytes);
+    let code = random_hex();
     let mut conn = conn.clone();
     let _: () = conn.set_ex(key_of(&code), operator, LINK_SECS).await?;
     Ok(code)
@@ -36,7 +30,7 @@ pub async fn create(conn: &RedisConnection, operator: &str) -> Result<String, Qu
 /// Uses link `code` up: the token name it was made for, or `None` when it was never made,
 /// was used already or has expired.
 pub async fn redeem(conn: &RedisConnection, code: &str) -> Result<Option<String>, QueueError> {
-    if code.len() != 64 || !code.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_random_hex(code) {
         return Ok(None);
     }
     let mut conn = conn.clone();

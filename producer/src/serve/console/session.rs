@@ -22,20 +22,31 @@ pub const COOKIE: &str = "onboard_console";
 /// How long a session lasts from its login.
 const SESSION_SECS: u64 = 8 * 3600;
 
-/// 32 random bytes, hex.
-fn random_hex() -> String {
+/// 32 random bytes, hex: session ids, CSRF values and login-link codes.
+pub(super) fn random_hex() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 
-/// The Redis key of session `sid` (its hash, so a key listing shows no usable id).
-fn key_of(sid: &str) -> String {
+/// Whether `value` has the shape [`random_hex`] makes (anything else is refused unread).
+pub(super) fn is_random_hex(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The Redis key under `onboard:{console}:<space>:` of secret `value`: its hash, so a key
+/// listing shows nothing usable.
+pub(super) fn hashed_key(space: &str, value: &str) -> String {
     format!(
-        "onboard:{{console}}:session:{}",
-        hex::encode(Sha256::digest(sid.as_bytes()))
+        "onboard:{{console}}:{space}:{}",
+        hex::encode(Sha256::digest(value.as_bytes()))
     )
+}
+
+/// The Redis key of session `sid`.
+fn key_of(sid: &str) -> String {
+    hashed_key("session", sid)
 }
 
 /// A logged-in operator's session.
@@ -109,7 +120,7 @@ impl FromRequestParts<AppState> for Session {
         let Some(sid) = jar.get(COOKIE).map(|c| c.value().to_string()) else {
             return Err(NoSession.into_response());
         };
-        if sid.len() != 64 || !sid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_random_hex(&sid) {
             return Err(NoSession.into_response());
         }
         let mut conn = state.producer.store().connection();
