@@ -41,15 +41,17 @@ pub const SECOND_GUARD: Duration = Duration::from_millis(20);
 /// it over the limit, so it gives the slot up and asks for a new one.
 pub const SEND_LATENESS: Duration = Duration::from_millis(10);
 
-/// Whether a request planned for `planned` is too late to go at `now` (see [`SEND_LATENESS`]).
-/// A missed slot is counted in `onboard_rate_limit_slots_missed_total`.
-pub fn slot_missed(planned: Instant, now: Instant, action: Action) -> bool {
-    let missed = now > planned + SEND_LATENESS;
+/// Sleeps until `planned`, a request slot of `action`'s limit; whether the slot is still
+/// good then (woken no more than [`SEND_LATENESS`] late). A missed slot is counted in
+/// `onboard_rate_limit_slots_missed_total`.
+pub async fn slot_reached(planned: Instant, action: Action) -> bool {
+    tokio::time::sleep_until(planned.into()).await;
+    let missed = Instant::now() > planned + SEND_LATENESS;
     if missed {
         metrics::counter!("onboard_rate_limit_slots_missed_total", "provider" => action.provider.as_str(), "action" => action.name)
             .increment(1);
     }
-    missed
+    !missed
 }
 
 /// How many times in a row [`RedisGate::admit`] asks again after waking too late for its
@@ -118,8 +120,7 @@ impl RedisGate {
         };
         for _ in 0..MISSED_SLOTS_RETRIED {
             let planned = Instant::now() + self.reserve(action, rate).await?;
-            tokio::time::sleep_until(planned.into()).await;
-            if !slot_missed(planned, Instant::now(), action) {
+            if slot_reached(planned, action).await {
                 return Ok(());
             }
         }

@@ -6,7 +6,7 @@
 use futures::future::BoxFuture;
 use onboard_shared::providers::{Action, Gate, Provider, RequestGate};
 use onboard_shared::queue::ReservedSlot;
-use onboard_shared::ratelimit::slot_missed;
+use onboard_shared::ratelimit::slot_reached;
 use onboard_shared::ProviderError;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -44,11 +44,11 @@ impl RequestGate for SlotGate {
                     let wait = slot.at.saturating_duration_since(std::time::Instant::now());
                     metrics::histogram!("onboard_rate_limit_wait_seconds", "provider" => action.provider.as_str(), "action" => action.name)
                         .record(wait.as_secs_f64());
-                    tokio::time::sleep_until(slot.at.into()).await;
-                    if slot_missed(slot.at, std::time::Instant::now(), action) {
-                        return self.shared.admit(action).await;
+                    if slot_reached(slot.at, action).await {
+                        Ok(())
+                    } else {
+                        self.shared.admit(action).await
                     }
-                    Ok(())
                 }
                 None => self.shared.admit(action).await,
             }

@@ -56,13 +56,8 @@ impl Fetcher {
         };
         let provider = first.provider();
         let mut waiter = IdleWaiter::new(self.store.link().clone(), ProviderKeys::new(provider));
-        let live = (self.slots.capacity() >= LIVE_RESERVE_FROM).then(|| {
-            LiveWaker::spawn(
-                self.store.link().clone(),
-                ProviderKeys::new(provider),
-                self.stop.clone(),
-            )
-        });
+        let live = (self.slots.capacity() >= LIVE_RESERVE_FROM)
+            .then(|| LiveWaker::spawn(self.store.link().clone(), ProviderKeys::new(provider)));
         let token_base = ulid::Ulid::new().to_string();
         let mut claims: u64 = 0;
         let mut errors = error_backoff();
