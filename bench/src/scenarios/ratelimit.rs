@@ -59,6 +59,18 @@ fn rounds(run_for: Duration) -> Vec<Round> {
         source: Some("bench-backfill".into()),
         ..Default::default()
     };
+    // IoT at 20/s, twice as many create-customer jobs as the run can take, in `options`' lane.
+    let iot = |name, first: usize, options: &EnqueueOptions, live| Round {
+        name,
+        setting: "IOT",
+        limit: 20.0,
+        action: "ServiceCreateCustomer",
+        kind: JobKind::CreateCustomer,
+        jobs: (0..secs * 20 * 2)
+            .map(|i| (customer(first + i), options.clone()))
+            .collect(),
+        live,
+    };
     vec![
         Round {
             name: "create_account_5",
@@ -71,28 +83,8 @@ fn rounds(run_for: Duration) -> Vec<Round> {
                 .collect(),
             live: false,
         },
-        Round {
-            name: "iot_20",
-            setting: "IOT",
-            limit: 20.0,
-            action: "ServiceCreateCustomer",
-            kind: JobKind::CreateCustomer,
-            jobs: (0..secs * 20 * 2)
-                .map(|i| (customer(i), EnqueueOptions::default()))
-                .collect(),
-            live: false,
-        },
-        Round {
-            name: "iot_20_lanes",
-            setting: "IOT",
-            limit: 20.0,
-            action: "ServiceCreateCustomer",
-            kind: JobKind::CreateCustomer,
-            jobs: (0..secs * 20 * 2)
-                .map(|i| (customer(100_000 + i), bulk.clone()))
-                .collect(),
-            live: true,
-        },
+        iot("iot_20", 0, &EnqueueOptions::default(), false),
+        iot("iot_20_lanes", 100_000, &bulk, true),
     ]
 }
 
