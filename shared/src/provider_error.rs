@@ -175,6 +175,7 @@ impl ProviderError {
         }
     }
 
+    #[cfg(feature = "http")]
     /// Classifies a reqwest transport failure. A timeout, or a failure once the request was
     /// (maybe) written, is `OutcomeUnknown`; a connect failure never reached the provider and
     /// is `Transient`.
