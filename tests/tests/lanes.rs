@@ -102,6 +102,90 @@ async fn sources_take_turns_by_weight() {
     assert_eq!(order.iter().filter(|t| *t == "a").count(), 2, "{order:?}");
 }
 
+/// Claims up to `batch` jobs per fetch until `n` are claimed; each job's customer id, in
+/// claim order.
+async fn claim_ids(s: &JobStore, n: usize, batch: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let got = s
+            .fetch(CC, batch.min(n - out.len()), "t")
+            .await
+            .unwrap()
+            .jobs;
+        if got.is_empty() {
+            break;
+        }
+        for j in got {
+            match j.job {
+                Job::CreateCustomer(c) => out.push(c.customer_id),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    out
+}
+
+/// A claim takes a source's turn with one pop of several ids (fetch.lua): the jobs, and
+/// their order, are those that claims of one job each would choose, live and bulk shares,
+/// round-robin and weights included.
+#[tokio::test]
+async fn a_claim_of_many_chooses_as_claims_of_one_would() {
+    let mut orders = Vec::new();
+    for batch in [1, 7, 50] {
+        let redis = RedisServer::start();
+        let s = store(&redis, |c| c.limits.bulk_min_share = 0.25).await;
+        s.set_source_weight("batch_b", 3).await.unwrap();
+        enqueue(&s, "a", 20, Lane::Bulk, "batch_a").await;
+        enqueue(&s, "b", 20, Lane::Bulk, "batch_b").await;
+        enqueue(&s, "live", 15, Lane::Live, "app").await;
+        enqueue(&s, "web", 5, Lane::Live, "web").await;
+        orders.push(claim_ids(&s, 60, batch).await);
+    }
+    assert_eq!(orders[0].len(), 60);
+    // Live first with bulk owed one claim in four; sources in turn, b three at a time.
+    assert_eq!(
+        orders[0][..12],
+        [
+            "live0", "web0", "live1", "a0", "web1", "live2", "web2", "b0", "live3", "web3",
+            "live4", "b1"
+        ]
+    );
+    assert_eq!(orders[1], orders[0], "claims of 7");
+    assert_eq!(orders[2], orders[0], "claims of 50");
+}
+
+/// A claim from one source pops its jobs together: one LPOP for a claim of 100, not one per
+/// job (each command a script makes costs Redis more than the command itself).
+#[tokio::test]
+async fn a_claim_from_one_source_pops_its_jobs_at_once() {
+    let redis = RedisServer::start();
+    let s = store(&redis, |_| {}).await;
+    enqueue(&s, "a", 300, Lane::Bulk, "batch_a").await;
+    let mut conn = redis.connection();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut conn)
+        .unwrap();
+    let ids = claim_ids(&s, 300, 100).await;
+    assert_eq!(ids.len(), 300);
+    assert_eq!(ids[..3], ["a0", "a1", "a2"]);
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    let calls = |command: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map(|n| n.parse().unwrap())
+            .unwrap_or(0)
+    };
+    assert_eq!(calls("lpop"), 3, "{stats}");
+    assert!(calls("hmget") <= 3, "{stats}");
+    assert!(calls("zadd") <= 3, "{stats}");
+}
+
 #[tokio::test]
 async fn admission_at_the_limit_keeps_claimed_bulk_from_holding_live_work_back() {
     let redis = RedisServer::start();

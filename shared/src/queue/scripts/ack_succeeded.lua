@@ -8,13 +8,15 @@
 --
 -- Success is the common case of a busy worker, so the worker gathers the successes that
 -- end while a call is in flight and records them together: one script call, one ZREM of
--- the leases and one counter update per batch; per job one HMGET, one HSET (its history
+-- the leases and one counter update per batch (and per source); per job one HMGET, one HSET (its history
 -- line included), its expiry and its event. It skips what a job does not have (a code, an idempotency key,
 -- dependents; see add_dependent.lua for the `deps` flag).
 local retention = ARGV[5]
 local n = tonumber(ARGV[6])
 local out = {}
 local done = {}
+-- Successes per source, counted once per call.
+local per_source = {}
 check_queue_keys('leased')
 for i = 0, n - 1 do
   local base = 7 + i * 3
@@ -35,7 +37,7 @@ for i = 0, n - 1 do
       'result', ARGV[base + 2], 'finished_ms', now_text, 'uncertain', '0',
       'history', history_with(held[6], history_line('succeeded')))
     if held[3] then redis.call('HDEL', key, 'code') end
-    count_source(held[5], 'succeeded')
+    if held[5] then per_source[held[5]] = (per_source[held[5]] or 0) + 1 end
     redis.call('EXPIRE', key, retention)
     if held[2] and held[2] ~= '' then
       redis.call('EXPIRE', prefix .. 'idem:' .. held[2], retention)
@@ -56,6 +58,7 @@ end
 if #done > 0 then
   redis.call('ZREM', prefix .. 'leased', unpack(done))
   redis.call('HINCRBY', prefix .. 'counts', 'succeeded', tostring(#done))
+  for source, count in pairs(per_source) do count_source(source, 'succeeded', tostring(count)) end
   trim_events()
 end
 return out

@@ -117,19 +117,35 @@ elseif rate > 0 then
 end
 
 -- 4. Choose whose jobs go first. A lane's ring lists its `<kind>|<source>` lists with work;
--- taking from the head entry `weight` times moves it to the back (round-robin between
--- sources). Live goes first, unless bulk is owed its share.
+-- a source gives `weight` jobs in a row (its turn, counted in `lanes`), then its entry moves
+-- to the back (round-robin between sources). Live goes first, unless bulk is owed its share.
+-- Jobs are taken a turn at a time (one LPOP of several ids), not one by one: the order is
+-- the same, and a busy claim makes a few commands per source instead of several per job.
 local lanes_key = provider_prefix .. 'lanes'
 local live_since_bulk = whole(redis.call('HGET', lanes_key, 'live_since_bulk'), 0) or 0
 local weights_key = provider_prefix .. 'weights'
+-- Runs of ids taken, each {ids, kind, lane, source}, in claim order.
 local chosen = {}
+local taken = 0
+-- A lane found with nothing claimable stays so for the rest of this script.
+local exhausted = {}
 
--- The next job id of `lane`'s ring, with its kind and source; nil when none is claimable.
-local function take(lane)
+-- Drops `entry` from `ring`: its list is empty (or gone).
+local function leave_ring(ring, entry, lane, source)
+  redis.call('LREM', ring, 1, entry)
+  redis.call('HDEL', lanes_key, 'turn:' .. entry)
+  redis.call('SREM', prefix .. 'sources', lane .. ':' .. source)
+end
+
+-- Up to `want` ids from the head entry of `lane`'s ring with claimable work, no more than
+-- what is left of that source's turn, with their kind and source; nil when there are none.
+local function take(lane, want)
+  if exhausted[lane] then return nil end
   local ring = provider_prefix .. 'ring:' .. lane
-  for _ = 1, redis.call('LLEN', ring) do
+  local entries = redis.call('LLEN', ring)
+  for _ = 1, entries do
     local entry = redis.call('LINDEX', ring, 0)
-    if not entry then return nil end
+    if not entry then break end
     local bar = string.find(entry, '|', 1, true)
     local k = bar and string.sub(entry, 1, bar - 1)
     local source = bar and string.sub(entry, bar + 1)
@@ -140,54 +156,77 @@ local function take(lane)
     else
       use_kind(k)
       local list = ready_list(lane, source)
-      local id = redis.pcall('LPOP', list)
-      if type(id) == 'table' then
-        set_aside(list, 'list')
-        id = false
-      end
       local turn = 'turn:' .. entry
-      if not id then
-        redis.call('LREM', ring, 1, entry)
-        redis.call('HDEL', lanes_key, turn)
-        redis.call('SREM', prefix .. 'sources', lane .. ':' .. source)
+      local weight = whole(redis.call('HGET', weights_key, source), 1) or 1
+      local used = whole(redis.call('HGET', lanes_key, turn), 0) or 0
+      if weight < 1 then weight = 1 end
+      -- The only entry of its ring takes turn after turn: the whole claim can come from it.
+      local alone = entries == 1
+      local count = want
+      if not alone then count = math.max(1, math.min(want, weight - used)) end
+      local ids = redis.pcall('LPOP', list, string.format('%d', count))
+      if type(ids) == 'table' and ids.err then
+        set_aside(list, 'list')
+        ids = false
+      end
+      if not ids then
+        leave_ring(ring, entry, lane, source)
       else
-        local weight = whole(redis.call('HGET', weights_key, source), 1) or 1
         if redis.call('LLEN', list) == 0 then
-          redis.call('LREM', ring, 1, entry)
-          redis.call('HDEL', lanes_key, turn)
-          redis.call('SREM', prefix .. 'sources', lane .. ':' .. source)
-        elseif redis.call('HINCRBY', lanes_key, turn, 1) >= weight then
+          leave_ring(ring, entry, lane, source)
+        elseif alone then
+          -- No rotation to make; its turn is counted on, should another source join.
+          local left_of_turn = (used + #ids) % weight
+          if left_of_turn == 0 then
+            redis.call('HDEL', lanes_key, turn)
+          else
+            redis.call('HSET', lanes_key, turn, string.format('%d', left_of_turn))
+          end
+        elseif used + #ids >= weight then
           redis.call('HDEL', lanes_key, turn)
           redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+        else
+          redis.call('HSET', lanes_key, turn, string.format('%d', used + #ids))
         end
-        return id, k, source
+        return ids, k, source
       end
     end
   end
+  exhausted[lane] = true
   return nil
 end
 
-while #chosen < room do
-  local first, second = 'live', 'bulk'
-  if live_per_bulk > 0 and live_since_bulk >= live_per_bulk then first, second = 'bulk', 'live' end
-  local lane = first
-  local id, k, source = take(first)
-  if not id then
-    lane = second
-    id, k, source = take(second)
+while taken < room do
+  local left = room - taken
+  -- Bulk, when owed, gets one job; live runs until bulk is owed again.
+  local owed = live_per_bulk > 0 and live_since_bulk >= live_per_bulk
+  local lane, want = 'live', left
+  if owed then
+    lane, want = 'bulk', 1
+  elseif live_per_bulk > 0 then
+    want = math.min(left, live_per_bulk - live_since_bulk)
   end
-  if not id then break end
+  local ids, k, source = take(lane, want)
+  if not ids then
+    -- The first lane has nothing: the other takes what is left (the first stays empty for
+    -- the rest of this script, so taking one at a time would choose the same).
+    lane = owed and 'live' or 'bulk'
+    ids, k, source = take(lane, left)
+  end
+  if not ids then break end
   if lane == 'live' then
-    live_since_bulk = live_since_bulk + 1
+    live_since_bulk = live_since_bulk + #ids
   else
     live_since_bulk = 0
   end
-  chosen[#chosen + 1] = {id, k, lane, source}
+  chosen[#chosen + 1] = {ids, k, lane, source}
+  taken = taken + #ids
 end
 redis.call('HSET', lanes_key, 'live_since_bulk', string.format('%d', live_since_bulk))
 
 -- 5. Claim them. A job of a cancelled batch is cancelled instead; a record that cannot be
--- used is dead-lettered; each job claimed takes the next request slot.
+-- used is dead-lettered; each job claimed takes the next request slot. Each run's pending
+-- entries are read and removed, and its leases written, with one command each.
 local out = {}
 local n = 0
 local cancelled_sources = {}
@@ -200,64 +239,80 @@ local function batch_cancelled(source)
   return cancelled_sources[source]
 end
 
-for i, c in ipairs(chosen) do
-  local id, k, lane, source = c[1], c[2], c[3], c[4]
+local claimed_any = 0
+-- An id listed twice (a ready list may hold a stale copy) is claimed once: its pending
+-- entry was read for the whole run, before its first copy took it.
+local seen = {}
+for _, run in ipairs(chosen) do
+  local ids, k, lane, source = run[1], run[2], run[3], run[4]
   use_kind(k)
-  local key = job_key(id)
-  local token = token_prefix .. ':' .. i
-  local entry = redis.call('HGET', prefix .. 'pending', id)
-  local row = nil
-  if batch_cancelled(source) then
-    -- Its dependents (in its batch too) are cancelled when the sweeper re-checks them.
-    cancel_job(id, entry, source, retention)
-  elseif entry then
-    local p = parse_pending(entry)
-    redis.call('HDEL', prefix .. 'pending', id)
-    redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', '1',
-      'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now_text, 'run_at_ms', p[3],
-      'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text, 'lane', lane,
-      'source', source, 'history', history_line('running', 'attempt', '1'))
-    row = {id, p[1], '1', p[2], token, '0', '', '', '0', whole(p[3], now) or now}
-  else
-    local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
-      'uncertain', 'phase', 'code', 'code_failures', 'created_ms', 'history')
-    if not f then
-      dead_wrong_type(id, 'ready list')
-    elseif not f[1] then
-      dead_no_record(id, 'ready list')
-    elseif f[1] == 'queued' then
-      local attempts = whole(f[3], 0)
-      if not attempts then
-        dead_bad_field(id, 'attempts', 'a whole number')
-      elseif not whole(f[4], nil) then
-        dead_bad_field(id, 'max_attempts', 'a whole number')
-      else
-        attempts = string.format('%d', attempts + 1)
-        redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
-          'started_ms', now_text, 'updated_ms', now_text,
-          'history', history_with(f[10], history_line('running', 'attempt', attempts)))
-        row = {id, f[2] or '', attempts, f[4], token, f[5] or '0', f[6] or '', f[7] or '',
-          f[8] or '0', whole(f[9], now) or now}
+  local entries = redis.call('HMGET', prefix .. 'pending', unpack(ids))
+  local unpended = {}
+  local leases = {}
+  local cancelled = batch_cancelled(source)
+  for j, id in ipairs(ids) do
+    claimed_any = claimed_any + 1
+    local key = job_key(id)
+    local token = token_prefix .. ':' .. claimed_any
+    local entry = entries[j]
+    local row = nil
+    if seen[id] then
+      -- Its first copy decided.
+    elseif cancelled then
+      -- Its dependents (in its batch too) are cancelled when the sweeper re-checks them.
+      cancel_job(id, entry, source, retention)
+    elseif entry then
+      local p = parse_pending(entry)
+      unpended[#unpended + 1] = id
+      redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', '1',
+        'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now_text, 'run_at_ms', p[3],
+        'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text, 'lane', lane,
+        'source', source, 'history', history_line('running', 'attempt', '1'))
+      row = {id, p[1], '1', p[2], token, '0', '', '', '0', whole(p[3], now) or now}
+    else
+      local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
+        'uncertain', 'phase', 'code', 'code_failures', 'created_ms', 'history')
+      if not f then
+        dead_wrong_type(id, 'ready list')
+      elseif not f[1] then
+        dead_no_record(id, 'ready list')
+      elseif f[1] == 'queued' then
+        local attempts = whole(f[3], 0)
+        if not attempts then
+          dead_bad_field(id, 'attempts', 'a whole number')
+        elseif not whole(f[4], nil) then
+          dead_bad_field(id, 'max_attempts', 'a whole number')
+        else
+          attempts = string.format('%d', attempts + 1)
+          redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
+            'started_ms', now_text, 'updated_ms', now_text,
+            'history', history_with(f[10], history_line('running', 'attempt', attempts)))
+          row = {id, f[2] or '', attempts, f[4], token, f[5] or '0', f[6] or '', f[7] or '',
+            f[8] or '0', whole(f[9], now) or now}
+        end
       end
+      -- Any other state: a stale ready entry for a job that has moved on; drop it.
     end
-    -- Any other state: a stale ready entry for a job that has moved on; drop it.
-  end
-  if row then
-    local delay = 0
-    if slot then
-      delay = math.max(0, slot_time(slot, rate, guard) - now_us)
-      slot = slot_after(slot, rate)
+    seen[id] = true
+    if row then
+      local delay = 0
+      if slot then
+        delay = math.max(0, slot_time(slot, rate, guard) - now_us)
+        slot = slot_after(slot, rate)
+      end
+      leases[#leases + 1] = string.format('%d', now + math.floor(delay / 1000) + lease_ms)
+      leases[#leases + 1] = id
+      stream_event(id, 'running', 'attempt', row[3])
+      started[k] = (started[k] or 0) + 1
+      n = n + 1
+      for i = 1, 9 do out[#out + 1] = row[i] end
+      out[#out + 1] = lane
+      out[#out + 1] = string.format('%d', delay)
+      out[#out + 1] = math.max(0, now - row[10])
     end
-    redis.call('ZADD', prefix .. 'leased',
-      string.format('%d', now + math.floor(delay / 1000) + lease_ms), id)
-    stream_event(id, 'running', 'attempt', row[3])
-    started[k] = (started[k] or 0) + 1
-    n = n + 1
-    for j = 1, 9 do out[#out + 1] = row[j] end
-    out[#out + 1] = lane
-    out[#out + 1] = string.format('%d', delay)
-    out[#out + 1] = math.max(0, now - row[10])
   end
+  if #unpended > 0 then redis.call('HDEL', prefix .. 'pending', unpack(unpended)) end
+  if #leases > 0 then redis.call('ZADD', prefix .. 'leased', unpack(leases)) end
 end
 if n > 0 then
   trim_events()
