@@ -123,9 +123,8 @@ where
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("onboard_job_attempts_total", "kind" => kind, "result" => attempt_label(&ack))
                 .increment(1);
-            // The slot is free once the handler has ended; the write overlaps the next claim.
-            let _recording = ctx.slots.ended();
             ctx.record(&job, &ack).await;
+            ctx.slots.release();
             Ok(())
         })
     }
