@@ -7,7 +7,7 @@
 #   bash bench/redis-instructions.sh drain [ROWS]     # drain ROWS stubbed jobs, concurrency 50 (20,000)
 #
 # Prints Redis' instructions per job, less those of an idle start and stop. Uses the
-# release binaries (cargo build --release -p onboard-producer -p onboard-worker first), or
+# release binaries (cargo build --release -p onboard-producer --features cli -p onboard-worker first), or
 # those in $REDIS_INSTRUCTIONS_BIN, to compare two builds.
 set -euo pipefail
 

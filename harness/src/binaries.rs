@@ -86,6 +86,9 @@ fn build(cargo: &str) -> Result<(), String> {
     for p in PACKAGES {
         cmd.args(["-p", p]);
     }
+    // The producer's binary is behind its `cli` feature (its library, which apps embed,
+    // leaves it off).
+    cmd.args(["--features", "onboard-producer/cli"]);
     if release {
         cmd.arg("--release");
     }
