@@ -161,9 +161,8 @@ local function take(lane, want)
       local used = whole(redis.call('HGET', lanes_key, turn), 0) or 0
       if weight < 1 then weight = 1 end
       -- The only entry of its ring takes turn after turn: the whole claim can come from it.
-      local alone = entries == 1
       local count = want
-      if not alone then count = math.max(1, math.min(want, weight - used)) end
+      if entries > 1 then count = math.max(1, math.min(want, weight - used)) end
       local ids = redis.pcall('LPOP', list, string.format('%d', count))
       if type(ids) == 'table' and ids.err then
         set_aside(list, 'list')
@@ -174,19 +173,16 @@ local function take(lane, want)
       else
         if redis.call('LLEN', list) == 0 then
           leave_ring(ring, entry, lane, source)
-        elseif alone then
-          -- No rotation to make; its turn is counted on, should another source join.
-          local left_of_turn = (used + #ids) % weight
-          if left_of_turn == 0 then
+        else
+          -- Its turn is counted on (a ring of one too, should another source join); a turn
+          -- ended moves the entry to the back (a ring of one onto itself).
+          local into_turn = (used + #ids) % weight
+          if into_turn == 0 then
             redis.call('HDEL', lanes_key, turn)
           else
-            redis.call('HSET', lanes_key, turn, string.format('%d', left_of_turn))
+            redis.call('HSET', lanes_key, turn, string.format('%d', into_turn))
           end
-        elseif used + #ids >= weight then
-          redis.call('HDEL', lanes_key, turn)
-          redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
-        else
-          redis.call('HSET', lanes_key, turn, string.format('%d', used + #ids))
+          if used + #ids >= weight then redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT') end
         end
         return ids, k, source
       end
@@ -239,7 +235,7 @@ local function batch_cancelled(source)
   return cancelled_sources[source]
 end
 
-local claimed_any = 0
+local position = 0
 -- An id listed twice (a ready list may hold a stale copy) is claimed once: its pending
 -- entry was read for the whole run, before its first copy took it.
 local seen = {}
@@ -251,9 +247,9 @@ for _, run in ipairs(chosen) do
   local leases = {}
   local cancelled = batch_cancelled(source)
   for j, id in ipairs(ids) do
-    claimed_any = claimed_any + 1
+    position = position + 1
     local key = job_key(id)
-    local token = token_prefix .. ':' .. claimed_any
+    local token = token_prefix .. ':' .. position
     local entry = entries[j]
     local row = nil
     if seen[id] then
