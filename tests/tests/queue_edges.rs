@@ -170,13 +170,43 @@ async fn an_expired_job_and_its_key_expire_with_the_retention() {
     let mut conn = redis.connection();
     let finished: Option<u64> = conn.hget(keys.job(&e.id), "finished_ms").unwrap();
     assert!(finished.is_some(), "an expired job has a finish time");
-    let idem: Vec<String> = conn.keys(format!("{}idem:*", keys.prefix())).unwrap();
-    assert_eq!(idem.len(), 1);
     let retention = s.config().queue.retention_secs as i64;
-    for key in [keys.job(&e.id), idem[0].clone()] {
-        let ttl: i64 = conn.ttl(&key).unwrap();
-        assert!(ttl > retention - 60 && ttl <= retention, "{key}: ttl {ttl}");
+    let ttl: i64 = conn.ttl(keys.job(&e.id)).unwrap();
+    assert!(
+        ttl > retention - 60 && ttl <= retention,
+        "record: ttl {ttl}"
+    );
+    // The key is held while the record lives, and goes with it: its entry carries no
+    // expiry of its own (`<ulid>|<digest>`).
+    let buckets: Vec<String> = conn.keys(keys.idempotency("????")).unwrap();
+    assert_eq!(buckets.len(), 1);
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&buckets[0]).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].1.len(), e.id.len() - "acct_".len() + 17);
+    assert_eq!(
+        s.job_for_idempotency_key(JobKind::CreateAccount, "acct-1")
+            .await
+            .unwrap(),
+        Some(e.id.clone()),
+        "held until then"
+    );
+    // The retention runs out (brought forward here): the key is free.
+    let _: () = conn.pexpire(keys.job(&e.id), 1).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while conn.exists::<_, bool>(keys.job(&e.id)).unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    assert_eq!(
+        s.job_for_idempotency_key(JobKind::CreateAccount, "acct-1")
+            .await
+            .unwrap(),
+        None,
+        "free once the record is gone"
+    );
 }
 
 /// Finding 6: a child with a run-at time of its own waits for it after its parent succeeds.

@@ -95,6 +95,10 @@ pub fn register() {
         "Housekeeping rounds that failed (after 3 in a row /readyz answers 503)"
     );
     describe_counter!(
+        "onboard_idempotency_keys_swept_total",
+        "Idempotency entries deleted after their jobs' records expired, by kind"
+    );
+    describe_counter!(
         "onboard_worker_leases_renewed_total",
         "Job leases renewed while a job ran"
     );

@@ -6,6 +6,7 @@
 //! * [`handlers`]: what one attempt of each job kind does against its provider;
 //! * [`launcher`]: the apalis `Monitor`, one worker per job kind;
 //! * [`sweeper`]: housekeeping every second (code deadlines, waiting children, gauges);
+//! * [`idem_sweeper`]: deletes idempotency entries whose jobs' records have expired;
 //! * [`http`]: `/metrics`, `/healthz`, `/readyz`; [`catalogue`]: every metric, described;
 //! * [`telemetry`], logging.
 //!
@@ -16,6 +17,7 @@ pub mod catalogue;
 pub mod credentials;
 pub mod handlers;
 pub mod http;
+pub mod idem_sweeper;
 pub mod launcher;
 pub mod runtime;
 pub mod sweeper;

@@ -49,28 +49,29 @@ impl PayloadDigest {
         PayloadDigest { keys }
     }
 
-    /// The digest of `payload` (the job's JSON) under the first key, as 32 hex characters.
-    pub(crate) fn of(&self, payload: &[u8]) -> String {
+    /// The digest of `payload` (the job's JSON) under the first key, 16 bytes.
+    pub(crate) fn of(&self, payload: &[u8]) -> [u8; 16] {
         digest(&self.keys[0], payload)
     }
 
-    /// The digests of `payload` under every key, comma-separated, the first key's first:
+    /// The digests of `payload` under every key, 16 bytes each, the first key's first:
     /// what `enqueue.lua` compares a stored digest with.
-    pub(crate) fn all_of(&self, payload: &[u8]) -> String {
-        let all: Vec<String> = self.keys.iter().map(|k| digest(k, payload)).collect();
-        all.join(",")
+    pub(crate) fn all_of(&self, payload: &[u8]) -> Vec<u8> {
+        self.keys.iter().flat_map(|k| digest(k, payload)).collect()
     }
 
     /// Whether `stored` is the digest of `payload` under any key.
-    pub(crate) fn matches(&self, stored: &str, payload: &[u8]) -> bool {
+    pub(crate) fn matches(&self, stored: &[u8], payload: &[u8]) -> bool {
         self.keys.iter().any(|k| digest(k, payload) == stored)
     }
 }
 
-fn digest(key: &[u8; 32], payload: &[u8]) -> String {
+fn digest(key: &[u8; 32], payload: &[u8]) -> [u8; 16] {
     let mut mac = mac(key);
     mac.update(payload);
-    hex::encode(&mac.finalize().into_bytes()[..16])
+    let mut out = [0; 16];
+    out.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+    out
 }
 
 fn mac(key: &[u8; 32]) -> HmacSha256 {
@@ -93,19 +94,16 @@ mod tests {
             b.of(b"{\"x\":1}"),
             "another key, another digest"
         );
-        assert_eq!(a.of(b"").len(), 32);
+        assert_eq!(a.of(b"").len(), 16);
         let rotating = PayloadDigest::from_keys(&[[2; 32], [1; 32]]);
         assert!(
             rotating.matches(&a.of(b"p"), b"p"),
             "an old key's digest matches"
         );
-        assert_eq!(
-            rotating.all_of(b"p"),
-            format!("{},{}", b.of(b"p"), a.of(b"p"))
-        );
+        assert_eq!(rotating.all_of(b"p"), [b.of(b"p"), a.of(b"p")].concat());
         // Not a plain hash of the payload.
         use sha2::Digest;
-        let plain = hex::encode(&Sha256::digest(b"{\"x\":1}")[..16]);
-        assert_ne!(a.of(b"{\"x\":1}"), plain);
+        let plain = Sha256::digest(b"{\"x\":1}");
+        assert_ne!(a.of(b"{\"x\":1}"), plain[..16]);
     }
 }

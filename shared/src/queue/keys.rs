@@ -207,9 +207,16 @@ impl QueueKeys {
         self.key("counts")
     }
 
-    /// String: an idempotency key (already hashed) → the first job's id and its digest.
-    pub fn idempotency(&self, hashed: &str) -> String {
-        self.key(&format!("idem:{hashed}"))
+    /// Hash: one bucket of idempotency keys (`bucket`: 4 hex digits, or `*` in a pattern),
+    /// key hash → the first job's id, its payload digest and, once it finished, an expiry
+    /// (see `idempotency`).
+    pub fn idempotency(&self, bucket: &str) -> String {
+        self.key(&format!("idem:{bucket}"))
+    }
+
+    /// String: where the idempotency sweeper goes on (the next bucket it looks at).
+    pub fn idempotency_sweep(&self) -> String {
+        self.key("idem-sweep")
     }
 }
 
@@ -265,7 +272,8 @@ mod tests {
                 k.job("x"),
                 k.counts(),
                 k.pending(),
-                k.idempotency("ab"),
+                k.idempotency("7fff"),
+                k.idempotency_sweep(),
                 p.notify(),
                 p.notify_live(),
                 p.ring(Lane::Bulk),

@@ -10,8 +10,11 @@
 //!
 //! How it sits in Redis:
 //! * [`keys`]: key names (one hash tag per queue); [`ids`]: job ids;
-//! * [`cipher`]: payloads, codes and results encrypted at rest; `digest`: the keyed
+//! * [`cipher`]: payloads, codes and results encrypted at rest (`compact`: a payload's
+//!   fixed JSON runs packed before it is sealed); `digest`: the keyed
 //!   digest of a payload kept beside its idempotency key;
+//! * `idempotency`: idempotency keys as entries of small bucket hashes, expiring with
+//!   their jobs;
 //! * `pending`: jobs enqueued in bulk whose record fetch has not built yet;
 //! * `scripts`: the Lua scripts, each in its own `.lua` file, and `replies`, where each
 //!   script's reply is decoded once into a typed value;
@@ -25,8 +28,10 @@ pub mod ack;
 pub mod browse;
 pub mod cipher;
 pub mod claimed;
+mod compact;
 mod digest;
 pub mod error_record;
+mod idempotency;
 pub mod ids;
 pub mod job_state;
 pub mod keys;
@@ -40,6 +45,7 @@ pub mod store;
 pub use ack::{Ack, AckStatus};
 pub use claimed::{ClaimedJob, CodePhase, ReservedSlot};
 pub use error_record::ErrorRecord;
+pub use idempotency::BUCKETS as IDEMPOTENCY_BUCKETS;
 pub use job_state::JobState;
 pub use options::{EnqueueOptions, Enqueued, KeyCheck, Lane};
 pub use status::{JobStatus, QueueStats};

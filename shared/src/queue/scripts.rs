@@ -52,9 +52,11 @@ queue_script!(CANCEL_BATCH, "cancel_batch.lua");
 queue_script!(PAUSE_KIND, "pause_kind.lua");
 queue_script!(JOB_ROWS, "job_rows.lua");
 queue_script!(CANCEL_JOB, "cancel_job.lua");
+queue_script!(IDEM_LOOKUP, "idem_lookup.lua");
+queue_script!(SWEEP_IDEM, "sweep_idem.lua");
 
 /// Every script, for loading them all at once (before pipelined EVALSHA calls).
-pub fn all() -> [&'static Script; 22] {
+pub fn all() -> [&'static Script; 24] {
     [
         &ENQUEUE,
         &FETCH,
@@ -78,5 +80,7 @@ pub fn all() -> [&'static Script; 22] {
         &PAUSE_KIND,
         &JOB_ROWS,
         &CANCEL_JOB,
+        &IDEM_LOOKUP,
+        &SWEEP_IDEM,
     ]
 }

@@ -110,18 +110,26 @@ pub(super) fn enqueued(reply: &[Value], jobs: usize) -> Result<Vec<EnqueueReply>
         .collect()
 }
 
-/// An idempotency key's stored value, as `enqueue.lua` writes it: `<first id>|<digest>`
-/// (the id alone for keys written before digests: `None` digest).
-pub(super) fn idempotency_value(v: &Value) -> Result<Option<(String, Option<String>)>, QueueError> {
-    if matches!(v, Value::Nil) {
-        return Ok(None);
+/// `idem_lookup.lua`: per key asked, the first job's id and its payload digest (`None`:
+/// stored without one, matching any payload), or `None` when the key is unused.
+pub(super) type IdemHolder = Option<(String, Option<Vec<u8>>)>;
+
+/// Decodes `idem_lookup.lua`'s reply for `n` keys.
+pub(super) fn idem_holders(reply: &[Value], n: usize) -> Result<Vec<IdemHolder>, QueueError> {
+    if reply.len() != 2 * n {
+        return Err(protocol(format!(
+            "idem_lookup answered {} values for {n} keys",
+            reply.len()
+        )));
     }
-    let text = value_string(v)?;
-    Ok(Some(match text.split_once('|') {
-        Some((id, digest)) if !digest.is_empty() => (id.to_string(), Some(digest.to_string())),
-        Some((id, _)) => (id.to_string(), None),
-        None => (text, None),
-    }))
+    reply
+        .chunks(2)
+        .map(|pair| {
+            let id = value_string(&pair[0])?;
+            let digest = value_bytes(&pair[1])?;
+            Ok((!id.is_empty()).then(|| (id, (!digest.is_empty()).then_some(digest))))
+        })
+        .collect()
 }
 
 /// `ack.lua` and `quarantine.lua` (one job), `ack_succeeded.lua` (per job).
@@ -528,13 +536,13 @@ mod tests {
         );
         assert!(enqueued(&reply, 2).is_err());
         assert_eq!(
-            idempotency_value(&s("cust_1|ab")).unwrap(),
-            Some(("cust_1".into(), Some("ab".into())))
+            idem_holders(&[s("cust_1"), s("ab"), s("cust_2"), s(""), s(""), s("")], 3).unwrap(),
+            vec![
+                Some(("cust_1".into(), Some(b"ab".to_vec()))),
+                Some(("cust_2".into(), None)),
+                None
+            ]
         );
-        assert_eq!(
-            idempotency_value(&s("cust_1")).unwrap(),
-            Some(("cust_1".into(), None))
-        );
-        assert_eq!(idempotency_value(&Value::Nil).unwrap(), None);
+        assert!(idem_holders(&[s("cust_1")], 1).is_err());
     }
 }

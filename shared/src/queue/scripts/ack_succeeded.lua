@@ -39,9 +39,7 @@ for i = 0, n - 1 do
     if held[3] then redis.call('HDEL', key, 'code') end
     if held[5] then per_source[held[5]] = (per_source[held[5]] or 0) + 1 end
     redis.call('EXPIRE', key, retention)
-    if held[2] and held[2] ~= '' then
-      redis.call('EXPIRE', prefix .. 'idem:' .. held[2], retention)
-    end
+    idem_expire(held[2], id, retention)
     stream_event(id, 'succeeded')
     out[#out + 1] = 'succeeded'
     if held[4] then

@@ -314,12 +314,115 @@ local function check_ready_keys()
   check_queue_keys('notify', 'sources', 'ring:live', 'ring:bulk', 'paused-sources')
 end
 
+-- Idempotency entries. A key's hash (16 bytes, made by the caller from kind and key) is a
+-- field of one of the queue's 32,768 small hashes, `idem:<4 hex digits of its first 15
+-- bits>`, small enough to stay listpack-encoded (a top-level key per entry took about 200
+-- bytes). Value: `<first job id without its kind's prefix>|<payload digest, 16 bytes>`.
+-- A key lives exactly as long as its job: an entry whose job has neither a pending entry
+-- nor a record (it expired with the retention) counts as absent, so finishing a job writes
+-- nothing here; sweep_idem.lua deletes such entries a few buckets at a time. Why:
+-- queue/idempotency.rs.
+-- Records written before hold a 32-hex hash naming a key of its own, `idem:<hex>`.
+local IDEM_BUCKETS = 32768
+local function idem_bucket_key(n) return prefix .. 'idem:' .. string.format('%04x', n) end
+local function idem_bucket(idem)
+  return idem_bucket_key((string.byte(idem, 1) % 128) * 256 + string.byte(idem, 2))
+end
+
+-- An entry's value for job `id` (of this queue) and its payload digest.
+local function idem_value(id, digest)
+  return string.sub(id, #id_prefix + 2) .. '|' .. digest
+end
+
+-- Splits an entry's value into the first job's id and its payload digest ('' when stored
+-- without one: it matches any payload).
+local function idem_parse(value)
+  local bar = string.find(value, '|', 1, true) or #value + 1
+  local id = string.sub(value, 1, bar - 1)
+  if not string.find(id, '_', 1, true) then id = id_prefix .. '_' .. id end
+  return id, string.sub(value, bar + 1, bar + 16)
+end
+
+-- Whether job `id` (of this queue) still exists: waiting in `pending`, or with a record.
+-- Its idempotency entry holds the key exactly that long.
+local function idem_holder_lives(id)
+  if redis.call('EXISTS', job_key(id)) == 1 then return true end
+  return redis.pcall('HEXISTS', prefix .. 'pending', id) == 1
+end
+
+-- Keys written before the buckets: `idem:<32 hex digits of the hash>`, a string holding
+-- `<id>|<payload digest in hex>` (or the id alone), with its record's TTL once its job
+-- finished. Nothing moves them: they expire with their jobs, and expiry and release
+-- (below) still find them. Until then an enqueue must still see them, so a queue that
+-- existed before (its `counts` hash did) reads them on every lookup, one GET a new key; a
+-- queue created since is marked `idem-format` = 2 by its first enqueue and never does.
+local older_idem = {}
+
+-- Whether this queue may hold keys written before the buckets.
+local function may_hold_older_idem()
+  if older_idem[prefix] == nil then
+    older_idem[prefix] = redis.pcall('GET', prefix .. 'idem-format') ~= '2'
+  end
+  return older_idem[prefix]
+end
+
+-- Marks this queue as never holding keys written before the buckets, if it is new.
+local function mark_new_idem_format()
+  if may_hold_older_idem() and redis.call('EXISTS', prefix .. 'counts', prefix .. 'idem-format') == 0 then
+    redis.call('SET', prefix .. 'idem-format', '2')
+    older_idem[prefix] = false
+  end
+end
+
+-- The key written before the buckets for hash `idem`, as a bucket entry's value
+-- (`<id>|<digest, 16 bytes>`, or the id alone); nil when there is none.
+local function older_idem_value(idem)
+  if not may_hold_older_idem() then return nil end
+  local hex = string.gsub(idem, '.', function(c) return string.format('%02x', string.byte(c)) end)
+  local v = redis.pcall('GET', prefix .. 'idem:' .. hex)
+  if type(v) ~= 'string' or v == '' then return nil end
+  local bar = string.find(v, '|', 1, true)
+  if not bar then return v end
+  local digest = string.gsub(string.sub(v, bar + 1), '..', function(h)
+    return string.char(tonumber(h, 16) or 0)
+  end)
+  return string.sub(v, 1, bar - 1) .. '|' .. digest
+end
+
+-- Job `id`'s idempotency key expires `retention` seconds from now (with the record), or
+-- never (`retention` nil: the job runs again). Only a key written before the buckets (its
+-- hash in hex) has a TTL of its own: a bucket entry lives with its job and needs nothing.
+local function idem_expire(idem, id, retention)
+  if not idem or idem == '' or #idem == 16 then return end
+  local key = prefix .. 'idem:' .. idem
+  if retention then redis.call('EXPIRE', key, retention) else redis.call('PERSIST', key) end
+end
+
+-- Deletes job `id`'s idempotency entry (the key may be used again). Nothing when another
+-- job holds it.
+local function idem_release(idem, id)
+  if not idem or idem == '' then return end
+  if #idem ~= 16 then
+    local key = prefix .. 'idem:' .. idem
+    local holder = redis.pcall('GET', key)
+    if type(holder) == 'string' and (holder == id or string.sub(holder, 1, #id + 1) == id .. '|') then
+      redis.call('DEL', key)
+    end
+    return
+  end
+  local key = idem_bucket(idem)
+  local value = redis.pcall('HGET', key, idem)
+  if type(value) == 'string' and idem_parse(value) == id then redis.call('HDEL', key, idem) end
+end
+
 -- A job enqueued straight onto the ready list has no record (hash) yet: its payload and
 -- metadata wait in the queue's `pending` hash, field = id, value =
--- "max_attempts|created_ms|idempotency key|payload" (the payload last: it is binary).
--- Why, and who reads it: queue/pending.rs.
+-- "max_attempts|created_ms|" then `#` and the idempotency key's hash (16 bytes), or `-`
+-- without one, then the payload (sealed; binary). Entries written before hold
+-- "max_attempts|created_ms|<hash in hex>|payload". Why, and who reads it: queue/pending.rs.
 local function pending_record(max_attempts, created_ms, idem, payload)
-  return max_attempts .. '|' .. created_ms .. '|' .. idem .. '|' .. payload
+  if idem == '' then return max_attempts .. '|' .. created_ms .. '|-' .. payload end
+  return max_attempts .. '|' .. created_ms .. '|#' .. idem .. payload
 end
 
 -- Splits a pending entry into {payload, max_attempts, created_ms, idem}. A malformed entry
@@ -327,11 +430,17 @@ end
 local function parse_pending(rec)
   local a = string.find(rec, '|', 1, true)
   local b = a and string.find(rec, '|', a + 1, true)
-  local c = b and string.find(rec, '|', b + 1, true)
-  if not c then return {'', '1', now_text, ''} end
+  if not b then return {'', '1', now_text, ''} end
   local max_attempts = string.sub(rec, 1, a - 1)
   local created = string.sub(rec, a + 1, b - 1)
   if not whole(max_attempts) or not whole(created) then return {'', '1', now_text, ''} end
+  local flag = string.byte(rec, b + 1)
+  if flag == 45 then return {string.sub(rec, b + 2), max_attempts, created, ''} end
+  if flag == 35 and #rec >= b + 17 then
+    return {string.sub(rec, b + 18), max_attempts, created, string.sub(rec, b + 2, b + 17)}
+  end
+  local c = string.find(rec, '|', b + 1, true)
+  if not c then return {'', '1', now_text, ''} end
   return {string.sub(rec, c + 1), max_attempts, created, string.sub(rec, b + 1, c - 1)}
 end
 
@@ -354,13 +463,7 @@ local function cancel_job(id, entry, source, retention)
   redis.call('HSET', key, 'state', 'cancelled', 'updated_ms', now_text, 'finished_ms', now_text)
   redis.call('ZREM', prefix .. 'scheduled', id)
   redis.call('ZREM', prefix .. 'waiting', id)
-  if idem and idem ~= '' then
-    local idem_key = prefix .. 'idem:' .. idem
-    local holder = redis.pcall('GET', idem_key)
-    if type(holder) == 'string' and (holder == id or string.sub(holder, 1, #id + 1) == id .. '|') then
-      redis.call('DEL', idem_key)
-    end
-  end
+  idem_release(idem, id)
   redis.call('EXPIRE', key, retention)
   redis.call('HINCRBY', prefix .. 'counts', 'cancelled', 1)
   count_source(source, 'cancelled')
@@ -406,7 +509,7 @@ local function to_expired(id, retention)
   redis.call('HDEL', key, 'code', 'early_code', 'early_deadline_ms')
   redis.call('EXPIRE', key, retention)
   local idem = redis.call('HGET', key, 'idem')
-  if idem and idem ~= '' then redis.call('EXPIRE', prefix .. 'idem:' .. idem, retention) end
+  idem_expire(idem, id, retention)
   redis.call('HINCRBY', prefix .. 'counts', 'expired', 1)
   emit(id, 'expired')
   local deps_key = prefix .. 'deps:' .. id

@@ -12,7 +12,7 @@ if not listed and not (f and f[1]) then return {'wrong_state', 'missing'} end
 redis.call('ZREM', prefix .. 'dead', id)
 if f then
   unindex_dead(id, f[4])
-  if f[2] and f[2] ~= '' then redis.call('DEL', prefix .. 'idem:' .. f[2]) end
+  idem_release(f[2], id)
   if f[3] and f[3] ~= '' then redis.call('DEL', f[3]) end
 end
 redis.call('DEL', key)

@@ -1,26 +1,27 @@
 -- Enqueues one or more jobs of one lane and source atomically. ARGV[5] = number of jobs,
 -- ARGV[6] = the lane (`live` or `bulk`), ARGV[7] = the source, then 7 values per job:
 --   id, payload, max_attempts, run_at_ms (0 = now), parent id ('' = none),
---   idempotency key ('' = none; already hashed by the caller),
---   payload digests (keyed, from the caller, comma-separated: one per configured encryption
+--   idempotency key ('' = none; else its hash, 16 bytes, made by the caller),
+--   payload digests (keyed, from the caller, 16 bytes each: one per configured encryption
 --   key, the sealing key's first; '' without an idempotency key)
 -- Returns, per job, three values: the id that now stands for it; 0 when new, 1 when the key
 -- was used before for the same payload (then the FIRST job's id), 2 when it was used for
 -- another payload (the first job's id; nothing is written for this job); and on a 2 the
 -- first job's state, else ''.
 --
--- An idempotency key's value is `<first job id>|<payload digest>`. A value without a digest
--- (written before digests) matches any payload, as keys did then.
+-- An idempotency key is an entry of one of the queue's small `idem:<bucket>` hashes (see
+-- idem_bucket in common.lua): the first job's id and its payload digest; an entry whose job
+-- no longer exists counts as absent. A value without a digest matches any payload.
 --
 -- Bulk enqueue is the hot path of a backfill, so whatever can be is done once per call,
 -- with one variadic command, instead of once per job:
--- * idempotency keys: one MSETNX claims them all when none is taken yet (a fresh backfill);
---   otherwise (a rerun, or a key twice in one call) one SET NX GET each;
 -- * a job due now with no parent gets no hash of its own yet: its payload and metadata go
 --   into the queue's `pending` hash, all in one HSET, and fetch builds the job's record when
 --   it first claims it (fetch.lua; the entry's format is pending_record in common.lua);
 -- * one RPUSH of the ready ids (onto the lane and source's list), one counter update, one
 --   wake-up of idle workers.
+-- Each idempotency key is claimed with one HSETNX (its bucket is its own), and read back
+-- only when taken.
 -- Scheduled jobs and jobs with a parent are written in full at once: they are not the bulk
 -- case, and other scripts look them up by their record.
 local n = tonumber(ARGV[5])
@@ -30,55 +31,58 @@ local per_job = 7
 
 check_ready_keys()
 check_queue_keys('pending', 'scheduled', 'waiting')
+mark_new_idem_format()
 
--- Claims idempotency key `idem` for `id`; returns who holds it when someone does. A key of
--- the wrong type (poison) is moved aside and recorded, then claimed afresh.
+-- States of the jobs this call writes: their records and pending entries are written at
+-- the end, so job_state and idem_holder_lives cannot see them yet.
+local written = {}
+
+-- Claims idempotency key `idem` for `id` (`value`); returns who holds it when someone does.
+-- A bucket of the wrong type (poison) is moved aside and recorded, then claimed afresh.
 local function claim_key(idem, value)
-  local key = prefix .. 'idem:' .. idem
-  local holder = redis.pcall('SET', key, value, 'NX', 'GET')
-  if type(holder) == 'table' and holder.err then
+  local key = idem_bucket(idem)
+  local ok = redis.pcall('HSETNX', key, idem, value)
+  if type(ok) == 'table' then
     local found = redis.call('TYPE', key)['ok']
     local to = move_aside(key)
     local pid = id_prefix .. '_POISON' .. sequence()
     redis.call('HSET', job_key(pid), 'payload', '', 'attempts', 0, 'max_attempts', 0,
       'created_ms', now_text, 'poison_key', to)
     to_dead(pid, malformed('MalformedKey', 'key ' .. key .. ' was a ' .. found ..
-      ', not a string; moved to ' .. to))
-    holder = redis.call('SET', key, value, 'NX', 'GET')
+      ', not a hash; moved to ' .. to))
+    ok = redis.call('HSETNX', key, idem, value)
+  end
+  if ok == 1 then
+    -- New here; a key written before the buckets may hold it all the same.
+    local older = older_idem_value(idem)
+    if not older then return false end
+    redis.call('HDEL', key, idem)
+    return older
+  end
+  local holder = redis.call('HGET', key, idem)
+  local first = idem_parse(holder)
+  if not written[first] and not idem_holder_lives(first) then
+    -- Its job's record has expired with the retention: the key is free.
+    redis.call('HSET', key, idem, value)
+    return false
   end
   return holder
 end
 
-local function first_digest(digests)
-  local comma = string.find(digests, ',', 1, true)
-  if comma then return string.sub(digests, 1, comma - 1) end
-  return digests
-end
-
-local idem_pairs = {}
-local seen = {}
-local repeated = false
-for i = 0, n - 1 do
-  local base = 8 + i * per_job
-  local idem = ARGV[base + 5]
-  if idem ~= '' then
-    if seen[idem] then repeated = true end
-    seen[idem] = true
-    idem_pairs[#idem_pairs + 1] = prefix .. 'idem:' .. idem
-    idem_pairs[#idem_pairs + 1] = ARGV[base] .. '|' .. first_digest(ARGV[base + 6])
+-- Whether `stored` (a digest) is one of `digests` (16 bytes each); no digest matches all.
+local function same_payload(stored, digests)
+  if stored == '' then return true end
+  for at = 1, #digests, 16 do
+    if string.sub(digests, at, at + 15) == stored then return true end
   end
+  return false
 end
-local all_fresh = #idem_pairs == 0
-  or (not repeated and redis.call('MSETNX', unpack(idem_pairs)) == 1)
 
 local out = {}
 local scheduled_any = false
 local ready = {}
 local pending = {}
 local added = 0
--- States of the jobs this call writes: their records and pending entries are written at
--- the end, so job_state cannot see them yet.
-local written = {}
 for i = 0, n - 1 do
   local base = 8 + i * per_job
   local id = ARGV[base]
@@ -90,18 +94,14 @@ for i = 0, n - 1 do
   -- The payload's digests under every configured key, the sealing key's first: a stored
   -- digest made with any of them is the same payload (keys may be rotating).
   local digests = ARGV[base + 6]
-  local digest = first_digest(digests)
   local existing = false
-  if idem ~= '' and not all_fresh then
-    -- SET NX GET: claims the key, or returns who holds it, in one command.
-    existing = claim_key(idem, id .. '|' .. digest)
+  if idem ~= '' then
+    existing = claim_key(idem, idem_value(id, string.sub(digests, 1, 16)))
   end
   if existing then
-    local bar = string.find(existing, '|', 1, true)
-    local first = bar and string.sub(existing, 1, bar - 1) or existing
-    local stored = bar and string.sub(existing, bar + 1) or ''
+    local first, stored = idem_parse(existing)
     out[#out + 1] = first
-    if stored == '' or string.find(',' .. digests .. ',', ',' .. stored .. ',', 1, true) then
+    if same_payload(stored, digests) then
       out[#out + 1] = 1
       out[#out + 1] = ''
     else

@@ -5,7 +5,6 @@
 //! ranges with limits, one record per listed job, never a whole set of jobs (the sets of
 //! sources and of error codes are read whole: they grow with batches and codes, not jobs).
 
-use super::enqueue::hash_idempotency_key;
 use super::{refused, JobStore, QueueError};
 use crate::jobs::{Job, JobKind};
 use crate::providers::Limit;
@@ -212,22 +211,6 @@ impl JobStore {
             Err(e) => return Err(e.into()),
         };
         Ok(text.map(|t| replies::history(&t)).unwrap_or_default())
-    }
-
-    /// The job that holds idempotency key `key` of `kind` (e.g. `create-customer:<customer
-    /// id>`, the key backfills give each job), if any: found through the hashed key, so no
-    /// plaintext index of personal data is kept.
-    pub async fn job_for_idempotency_key(
-        &self,
-        kind: JobKind,
-        key: &str,
-    ) -> Result<Option<String>, QueueError> {
-        let keys = QueueKeys::new(kind);
-        let mut conn = self.conn.clone();
-        let value: redis::Value = conn
-            .get(keys.idempotency(&hash_idempotency_key(kind, key)))
-            .await?;
-        Ok(replies::idempotency_value(&value)?.map(|(id, _)| id))
     }
 
     /// Jobs of `kind` awaiting a code, soonest deadline first: ids and deadlines (Unix ms).

@@ -7,6 +7,7 @@ use super::{JobStore, QueueError};
 use crate::jobs::{Job, JobKind};
 use crate::providers::Limit;
 use crate::queue::claimed::{ClaimedJob, ReservedSlot};
+use crate::queue::compact;
 use crate::queue::error_record::ErrorRecord;
 use crate::queue::ids::kind_of_id;
 use crate::queue::keys::QueueKeys;
@@ -147,7 +148,7 @@ impl JobStore {
             .cipher
             .open(&row.payload)
             .map_err(|e| bad(format!("payload: {e}")))?;
-        let job: Job = serde_json::from_slice(&plain)
+        let job: Job = serde_json::from_slice(&compact::unpack(&plain))
             .map_err(|e| bad(format!("payload does not decode: {e}")))?;
         let kind = kind_of_id(&row.id).ok_or_else(|| bad("not a job id".to_string()))?;
         if job.kind() != kind {

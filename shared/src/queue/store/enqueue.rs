@@ -1,11 +1,15 @@
 //! Enqueue: one job or many, with idempotency keys. See `enqueue.lua` for what one call
 //! writes and why bulk enqueue is cheap. A key is stored with a keyed digest of its job's
 //! payload (`queue::digest`), so the same key with another payload is refused
-//! ([`QueueError::IdempotencyConflict`]); [`JobStore::check_keys`] asks beforehand.
+//! ([`QueueError::IdempotencyConflict`]); [`JobStore::check_keys`] asks beforehand, and
+//! [`JobStore::job_for_idempotency_key`] names the job holding one key. How keys are kept:
+//! `queue::idempotency`.
 
 use super::pipelines::ProviderPipelines;
 use super::{JobStore, QueueError, Unconfirmed};
 use crate::jobs::{Job, JobKind};
+use crate::queue::compact;
+use crate::queue::idempotency;
 use crate::queue::ids::new_job_id;
 use crate::queue::keys::{source_name, QueueKeys};
 use crate::queue::options::{EnqueueOptions, Enqueued, KeyCheck, Lane};
@@ -140,23 +144,27 @@ impl JobStore {
         for (kind, indexes) in &by_kind {
             let keys = QueueKeys::new(*kind);
             for chunk in indexes.chunks(PER_PIPELINE) {
-                let names: Vec<String> = chunk
-                    .iter()
-                    .filter_map(|&i| jobs[i].1.idempotency_key.as_deref())
-                    .map(|k| keys.idempotency(&hash_idempotency_key(*kind, k)))
-                    .collect();
-                pipes.next(kind.provider()).cmd("MGET").arg(names);
+                let mut inv = self.script(&scripts::IDEM_LOOKUP, &keys);
+                for &i in chunk {
+                    if let Some(k) = jobs[i].1.idempotency_key.as_deref() {
+                        inv.arg(&idempotency::hash(*kind, k)[..]);
+                    }
+                }
+                pipes.next(kind.provider()).invoke_script(&inv);
                 asked.push(chunk);
             }
         }
         if asked.is_empty() {
             return Ok(out);
         }
-        let values: Vec<Vec<Value>> = self.query_by_provider(pipes).await?;
+        let replies: Vec<Vec<Value>> = self.query_by_provider(pipes).await?;
         let mut changed: Vec<usize> = Vec::new();
-        for (chunk, values) in asked.into_iter().zip(values) {
-            for (&i, value) in chunk.iter().zip(&values) {
-                let Some((first_id, digest)) = replies::idempotency_value(value)? else {
+        for (chunk, reply) in asked.into_iter().zip(replies) {
+            for (&i, holder) in chunk
+                .iter()
+                .zip(replies::idem_holders(&reply, chunk.len())?)
+            {
+                let Some((first_id, digest)) = holder else {
                     continue;
                 };
                 let same = match digest {
@@ -176,6 +184,39 @@ impl JobStore {
         }
         self.fill_states(&mut out, &changed).await?;
         Ok(out)
+    }
+
+    /// The id of the job holding idempotency key `key` of `kind` (the key an enqueue's
+    /// `EnqueueOptions::idempotency_key` gave; a backfill's is `<kind>:<natural key>`, see
+    /// the producer's `Work`), or `None` when the key is unused: never used, released
+    /// (its batch was cancelled, its dead job purged) or expired with its job's record.
+    pub async fn job_for_idempotency_key(
+        &self,
+        kind: JobKind,
+        key: &str,
+    ) -> Result<Option<String>, QueueError> {
+        let keys = QueueKeys::new(kind);
+        let mut inv = self.script(&scripts::IDEM_LOOKUP, &keys);
+        inv.arg(&idempotency::hash(kind, key)[..]);
+        let reply: Vec<Value> = self.run(inv).await?;
+        let holder = replies::idem_holders(&reply, 1)?.pop().flatten();
+        Ok(holder.map(|(id, _)| id))
+    }
+
+    /// Deletes idempotency entries of `kind` whose jobs' records have expired, looking at
+    /// `buckets` of the queue's buckets from where the last call (any worker's) stopped;
+    /// returns how many it deleted. Lookups already count such entries as absent: this
+    /// only gives their memory back (see `queue::idempotency`).
+    pub async fn sweep_idempotency_keys(
+        &self,
+        kind: JobKind,
+        buckets: u16,
+    ) -> Result<u64, QueueError> {
+        let keys = QueueKeys::new(kind);
+        let mut inv = self.script(&scripts::SWEEP_IDEM, &keys);
+        inv.arg(buckets);
+        let (removed, _next): (u64, u64) = self.run(inv).await?;
+        Ok(removed)
     }
 
     /// The states of the first jobs of changed keys (a report only: read, not locked).
@@ -232,11 +273,14 @@ impl JobStore {
                 let (job, opts) = &jobs[i];
                 let payload = payload(job)?;
                 let (key, digest) = match opts.idempotency_key.as_deref() {
-                    Some(k) => (hash_idempotency_key(kind, k), self.digest.all_of(&payload)),
-                    None => (String::new(), String::new()),
+                    Some(k) => (
+                        idempotency::hash(kind, k).to_vec(),
+                        self.digest.all_of(&payload),
+                    ),
+                    None => (Vec::new(), Vec::new()),
                 };
                 inv.arg(new_job_id(kind))
-                    .arg(self.cipher.seal(&payload))
+                    .arg(self.cipher.seal(&compact::pack(&payload)))
                     .arg(self.max_attempts(kind, opts))
                     .arg(opts.run_at_ms.unwrap_or(0))
                     .arg(opts.depends_on.as_deref().unwrap_or(""))
@@ -274,12 +318,4 @@ struct Line {
 /// A job's payload as stored (sealed) and digested: its JSON.
 fn payload(job: &Job) -> Result<Vec<u8>, QueueError> {
     serde_json::to_vec(job).map_err(|e| QueueError::Protocol(format!("encode job: {e}")))
-}
-
-/// The idempotency key as stored: hashed, so that natural keys (e-mails, phone numbers)
-/// never appear in key names.
-pub(super) fn hash_idempotency_key(kind: JobKind, key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{}\0{}", kind.as_str(), key).as_bytes());
-    hex::encode(&digest[..16])
 }

@@ -6,7 +6,10 @@
 
 use super::{JobStore, QueueError};
 use crate::jobs::JobKind;
+use crate::queue::compact;
+use crate::queue::idempotency::Entry;
 use crate::queue::keys::QueueKeys;
+use crate::queue::pending::payload_at;
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
 
@@ -15,7 +18,7 @@ const KEY_CHECKS: &str = "onboard:key-checks";
 
 /// Replaces one hash field only if it still holds what was read (see `reseal.lua`).
 static RESEAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("reseal.lua")));
-/// Replaces an idempotency key's value only if it still holds what was read.
+/// Replaces an idempotency entry's value only if it still holds what was read.
 static REDIGEST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redigest.lua")));
 
 /// Fields of a job record that hold sealed values.
@@ -141,12 +144,11 @@ impl JobStore {
             all
         };
         for (id, entry) in entries {
-            // `max_attempts|created_ms|idempotency key|payload` (see `pending`).
-            let Some(at) = nth_separator(&entry, 3) else {
+            let Some(at) = payload_at(&entry) else {
                 report.unreadable += 1;
                 continue;
             };
-            let (head, sealed) = entry.split_at(at + 1);
+            let (head, sealed) = entry.split_at(at);
             let resealed = match self.cipher.open_checked(sealed) {
                 Ok((_, true)) => None,
                 Ok((plain, false)) => Some([head, &self.cipher.seal(&plain)].concat()),
@@ -161,44 +163,51 @@ impl JobStore {
         Ok(())
     }
 
-    /// Re-digests each idempotency key's payload digest with the first key (see
+    /// Re-digests each idempotency entry's payload digest with the first key (see
     /// `queue::digest`): once the older keys are gone, only its digests match.
     async fn redigest_keys(
         &self,
         keys: &QueueKeys,
         report: &mut RekeyReport,
     ) -> Result<(), QueueError> {
-        let idem_keys = self.scan_keys(&keys.idempotency("*")).await?;
+        let buckets = self.scan_keys(&keys.idempotency("*")).await?;
         let mut conn = self.conn.clone();
-        for key in idem_keys {
-            let Ok(Some(value)) = conn.get::<_, Option<String>>(&key).await else {
+        for bucket in buckets {
+            // Keys of the form written before (one string each) are left as they are.
+            let Ok(entries) = conn.hgetall::<_, Vec<(Vec<u8>, Vec<u8>)>>(&bucket).await else {
                 continue;
             };
-            let Some((id, stored)) = value.split_once('|') else {
-                continue; // written before digests: matches any payload
-            };
-            let Some(plain) = self.payload_of(keys, id).await? else {
-                continue; // its job is gone; the key expires with it
-            };
-            let fresh = self.digest.of(&plain);
-            if fresh == stored {
-                report.current += 1;
-                continue;
-            }
-            if !self.digest.matches(stored, &plain) {
-                report.unreadable += 1;
-                continue;
-            }
-            let written: i64 = REDIGEST
-                .key(&key)
-                .arg(&value)
-                .arg(format!("{id}|{fresh}"))
-                .invoke_async(&mut conn)
-                .await?;
-            if written == 1 {
-                report.resealed += 1;
-            } else {
-                report.changed_meanwhile += 1;
+            for (field, value) in entries {
+                let Some(entry) = Entry::parse(keys.kind(), &value) else {
+                    continue;
+                };
+                let Some(stored) = entry.digest.as_deref() else {
+                    continue; // stored without a digest: matches any payload
+                };
+                let Some(plain) = self.payload_of(keys, &entry.first_id).await? else {
+                    continue; // its job is gone; lookups count the entry absent
+                };
+                let fresh = self.digest.of(&plain);
+                if fresh == stored {
+                    report.current += 1;
+                    continue;
+                }
+                if !self.digest.matches(stored, &plain) {
+                    report.unreadable += 1;
+                    continue;
+                }
+                let written: i64 = REDIGEST
+                    .key(&bucket)
+                    .arg(&field)
+                    .arg(&value)
+                    .arg(entry.with_digest(&fresh))
+                    .invoke_async(&mut conn)
+                    .await?;
+                if written == 1 {
+                    report.resealed += 1;
+                } else {
+                    report.changed_meanwhile += 1;
+                }
             }
         }
         Ok(())
@@ -212,13 +221,17 @@ impl JobStore {
             Some(s) if !s.is_empty() => s,
             _ => {
                 let entry: Option<Vec<u8>> = conn.hget(keys.pending(), id).await.unwrap_or(None);
-                match entry.and_then(|e| nth_separator(&e, 3).map(|at| e[at + 1..].to_vec())) {
+                match entry.and_then(|e| payload_at(&e).map(|at| e[at..].to_vec())) {
                     Some(s) => s,
                     None => return Ok(None),
                 }
             }
         };
-        Ok(self.cipher.open(&sealed).ok())
+        Ok(self
+            .cipher
+            .open(&sealed)
+            .ok()
+            .map(|plain| compact::unpack(&plain).into_owned()))
     }
 
     /// Writes `resealed` over `old` in `hash`.`field` if it still holds `old`.
@@ -249,14 +262,4 @@ impl JobStore {
         }
         Ok(())
     }
-}
-
-/// The index of the `n`th `|` in `entry`.
-fn nth_separator(entry: &[u8], n: usize) -> Option<usize> {
-    entry
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'|')
-        .nth(n - 1)
-        .map(|(i, _)| i)
 }
