@@ -13,18 +13,18 @@
 //! on Redis 7.0, so instead of an expiry an entry is held while its job exists: waiting in
 //! the `pending` hash, or with a record (which expires with the retention once the job
 //! finished). A lookup that finds an entry whose job is gone counts it as absent
-//! (`idem_holder_lives` in `scripts/common.lua`), so finishing a job writes nothing here,
+//! (`idem_holder_lives` in `scripts/idempotency.lua`), so finishing a job writes nothing here,
 //! and `sweep_idem.lua`, run by the worker's idempotency sweeper, deletes such entries a
 //! few buckets at a time.
 //!
 //! Keys written before the buckets, top-level `idem:<32 hex digits>` strings with a TTL,
 //! are read too on a queue that existed before them (`older_idem_value` in
-//! `scripts/common.lua`); they expire with their jobs.
+//! `scripts/idempotency.lua`); they expire with their jobs.
 
 use crate::jobs::JobKind;
 use crate::queue::ids::id_prefix;
 
-/// Buckets per queue (`common.lua` holds the same number).
+/// Buckets per queue (`scripts/idempotency.lua` holds the same number).
 pub const BUCKETS: u16 = 32_768;
 
 /// The stored hash of idempotency key `key` of `kind`.

@@ -4,7 +4,7 @@
 //! wait in the queue's `pending` hash (field = job id) until fetch claims it and builds its
 //! record. One variadic HSET per enqueue call instead of one hash per job is what makes bulk
 //! enqueue fast. `enqueue.lua` writes the entries, `fetch.lua` takes them (`pending_record`
-//! and `parse_pending` in `common.lua` define the format); this module reads it for `status`
+//! and `parse_pending` in `lifecycle.lua` define the format); this module reads it for `status`
 //! and for `rekey`.
 
 /// What `status` reports of a pending job (it is queued, with no attempt yet).

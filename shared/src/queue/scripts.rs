@@ -1,7 +1,8 @@
 //! The queue's Lua scripts, each in its own `.lua` file beside this one.
 //!
-//! `common.lua` (argument conventions and helpers) is prepended to each script at build
-//! time (and the rate limiter's `slots.lua` to `fetch.lua`). `redis::Script` runs them by SHA and loads them again when Redis answers NOSCRIPT,
+//! `common.lua` (argument conventions and helpers), `idempotency.lua` (idempotency keys) and
+//! `lifecycle.lua` (pending entries, shared state changes) are prepended to each script at
+//! build time, in that order (and the rate limiter's `slots.lua` to `fetch.lua`). `redis::Script` runs them by SHA and loads them again when Redis answers NOSCRIPT,
 //! which is what happens after a Redis restart.
 
 use redis::Script;
@@ -14,6 +15,10 @@ macro_rules! queue_script {
             Script::new(concat!(
                 include_str!("scripts/common.lua"),
                 "\n",
+                include_str!("scripts/idempotency.lua"),
+                "\n",
+                include_str!("scripts/lifecycle.lua"),
+                "\n",
                 include_str!(concat!("scripts/", $file))
             ))
         });
@@ -24,6 +29,10 @@ macro_rules! queue_script {
 pub static FETCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/common.lua"),
+        "\n",
+        include_str!("scripts/idempotency.lua"),
+        "\n",
+        include_str!("scripts/lifecycle.lua"),
         "\n",
         include_str!("../ratelimit/slots.lua"),
         "\n",

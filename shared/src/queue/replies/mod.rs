@@ -3,9 +3,11 @@
 //! Rust code that knows its shape and the strings in it.
 
 mod browse;
+mod enqueue;
 mod fetch;
 
 pub(super) use browse::{cancelled_one, history, job_rows};
+pub(super) use enqueue::{enqueued, idem_holders, EnqueueReply};
 pub(super) use fetch::{FetchReply, FetchedRow, MalformedRow};
 
 use super::ack::AckStatus;
@@ -74,62 +76,6 @@ impl ChildRef {
 
 fn children(values: &[Value]) -> Vec<ChildRef> {
     values.iter().filter_map(ChildRef::decode).collect()
-}
-
-/// One job's answer in an `enqueue.lua` reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum EnqueueReply {
-    /// Written: this is its id.
-    New(String),
-    /// The key held a job with the same payload: that job's id.
-    Duplicate(String),
-    /// The key held a job with another payload; nothing was written.
-    Conflict { first_id: String, state: String },
-}
-
-/// `enqueue.lua`: per job, the id that stands for it, `0|1|2` (new, duplicate, conflict)
-/// and, on a conflict, the first job's state.
-pub(super) fn enqueued(reply: &[Value], jobs: usize) -> Result<Vec<EnqueueReply>, QueueError> {
-    if reply.len() != jobs * 3 {
-        return Err(protocol("enqueue reply length"));
-    }
-    reply
-        .chunks(3)
-        .map(|job| {
-            let id = value_string(&job[0])?;
-            Ok(match value_u64(&job[1])? {
-                0 => EnqueueReply::New(id),
-                1 => EnqueueReply::Duplicate(id),
-                2 => EnqueueReply::Conflict {
-                    first_id: id,
-                    state: value_string(&job[2])?,
-                },
-                other => return Err(protocol(format!("enqueue answered {other}"))),
-            })
-        })
-        .collect()
-}
-
-/// `idem_lookup.lua`: per key asked, the first job's id and its payload digest (`None`:
-/// stored without one, matching any payload), or `None` when the key is unused.
-pub(super) type IdemHolder = Option<(String, Option<Vec<u8>>)>;
-
-/// Decodes `idem_lookup.lua`'s reply for `n` keys.
-pub(super) fn idem_holders(reply: &[Value], n: usize) -> Result<Vec<IdemHolder>, QueueError> {
-    if reply.len() != 2 * n {
-        return Err(protocol(format!(
-            "idem_lookup answered {} values for {n} keys",
-            reply.len()
-        )));
-    }
-    reply
-        .chunks(2)
-        .map(|pair| {
-            let id = value_string(&pair[0])?;
-            let digest = value_bytes(&pair[1])?;
-            Ok((!id.is_empty()).then(|| (id, (!digest.is_empty()).then_some(digest))))
-        })
-        .collect()
 }
 
 /// `ack.lua` and `quarantine.lua` (one job), `ack_succeeded.lua` (per job).
@@ -508,41 +454,5 @@ mod tests {
         );
         assert_eq!(acks[1].status, AckStatus::Stale);
         assert!(AckReply::decode_batch(&reply, 3).is_err());
-    }
-
-    #[test]
-    fn enqueue_replies_tell_new_duplicate_and_conflict_apart() {
-        let reply = [
-            s("cust_1"),
-            Value::Int(0),
-            s(""),
-            s("cust_0"),
-            Value::Int(1),
-            s(""),
-            s("cust_0"),
-            Value::Int(2),
-            s("running"),
-        ];
-        assert_eq!(
-            enqueued(&reply, 3).unwrap(),
-            [
-                EnqueueReply::New("cust_1".into()),
-                EnqueueReply::Duplicate("cust_0".into()),
-                EnqueueReply::Conflict {
-                    first_id: "cust_0".into(),
-                    state: "running".into()
-                }
-            ]
-        );
-        assert!(enqueued(&reply, 2).is_err());
-        assert_eq!(
-            idem_holders(&[s("cust_1"), s("ab"), s("cust_2"), s(""), s(""), s("")], 3).unwrap(),
-            vec![
-                Some(("cust_1".into(), Some(b"ab".to_vec()))),
-                Some(("cust_2".into(), None)),
-                None
-            ]
-        );
-        assert!(idem_holders(&[s("cust_1")], 1).is_err());
     }
 }
