@@ -45,19 +45,20 @@ end
 -- queue created since is marked `idem-format` = 2 by its first enqueue and never does.
 local older_idem = {}
 
--- Whether this queue may hold keys written before the buckets.
+-- Whether this queue may hold keys written before the buckets: not when it is marked, nor
+-- when nothing was ever enqueued into it (no `counts`).
 local function may_hold_older_idem()
   if older_idem[prefix] == nil then
     older_idem[prefix] = redis.pcall('GET', prefix .. 'idem-format') ~= '2'
+      and redis.call('EXISTS', prefix .. 'counts') == 1
   end
   return older_idem[prefix]
 end
 
 -- Marks this queue as never holding keys written before the buckets, if it is new.
 local function mark_new_idem_format()
-  if may_hold_older_idem() and redis.call('EXISTS', prefix .. 'counts', prefix .. 'idem-format') == 0 then
+  if not may_hold_older_idem() and redis.call('EXISTS', prefix .. 'idem-format') == 0 then
     redis.call('SET', prefix .. 'idem-format', '2')
-    older_idem[prefix] = false
   end
 end
 
