@@ -4,7 +4,6 @@
 //! threads.
 
 use crate::handlers::Runner;
-use crate::runtime::slots::Slots;
 use crate::runtime::{BackendSettings, JobFailure, JobOutcome, RedisBackend};
 use apalis::prelude::*;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
@@ -69,7 +68,7 @@ pub fn monitor(
             let backend = RedisBackend::new(kinds.clone(), store.clone(), settings);
             WorkerBuilder::new(name.clone())
                 .backend(backend)
-                .concurrency(Slots::worker_tasks(concurrency))
+                .concurrency(concurrency)
                 .catch_panic()
                 .parallelize(tokio::spawn)
                 .data(runner.clone())
