@@ -10,9 +10,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use onboard_shared::config::Config;
 use onboard_shared::queue::{JobStore, QueueError};
 use onboard_shared::ratelimit::RedisGate;
-use onboard_worker::{
-    catalogue, credentials, handlers, http, idem_sweeper, launcher, sweeper, telemetry,
-};
+use onboard_worker::{catalogue, credentials, handlers, http, launcher, sweeper, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,7 +90,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::error!(error = %e, "metrics listener failed");
         }
     });
-    tokio::spawn(idem_sweeper::run(store.clone(), stop_rx.clone()));
     tokio::spawn(sweeper::run(store.clone(), sweeper_health, stop_rx));
 
     let monitor = launcher::monitor(&cfg, store, runner, shutdown_rx, hard_stop_rx);

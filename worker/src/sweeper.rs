@@ -1,6 +1,7 @@
 //! Periodic housekeeping, safe to run in every worker at once (each step is one atomic
 //! script per job): expire verify codes past their deadline, re-check children left
-//! waiting on a parent, and sample the queue gauges operators watch.
+//! waiting on a parent, sample the queue gauges operators watch, and delete idempotency
+//! entries whose jobs are gone (a step of its own, [`crate::idem_sweeper`]).
 //!
 //! Housekeeping that fails says so: every failed round counts in
 //! `onboard_sweeper_errors_total`, and after [`UNREADY_AFTER_FAILURES`] failed rounds in a
@@ -85,5 +86,6 @@ async fn sweep(store: &JobStore) -> Result<(), onboard_shared::queue::QueueError
             metrics::gauge!("onboard_awaiting_code_jobs").set(stats.awaiting_code as f64);
         }
     }
+    crate::idem_sweeper::sweep(store).await?;
     Ok(())
 }

@@ -39,7 +39,7 @@ for i = 0, n - 1 do
     if held[3] then redis.call('HDEL', key, 'code') end
     if held[5] then per_source[held[5]] = (per_source[held[5]] or 0) + 1 end
     redis.call('EXPIRE', key, retention)
-    idem_expire(held[2], id, retention)
+    idem_expire(held[2], retention)
     stream_event(id, 'succeeded')
     out[#out + 1] = 'succeeded'
     if held[4] then

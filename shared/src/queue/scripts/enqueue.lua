@@ -10,14 +10,14 @@
 -- first job's state, else ''.
 --
 -- An idempotency key is an entry of one of the queue's small `idem:<bucket>` hashes (see
--- idem_bucket in common.lua): the first job's id and its payload digest; an entry whose job
+-- idem_bucket in idempotency.lua): the first job's id and its payload digest; an entry whose job
 -- no longer exists counts as absent. A value without a digest matches any payload.
 --
 -- Bulk enqueue is the hot path of a backfill, so whatever can be is done once per call,
 -- with one variadic command, instead of once per job:
 -- * a job due now with no parent gets no hash of its own yet: its payload and metadata go
 --   into the queue's `pending` hash, all in one HSET, and fetch builds the job's record when
---   it first claims it (fetch.lua; the entry's format is pending_record in common.lua);
+--   it first claims it (fetch.lua; the entry's format is pending_record in lifecycle.lua);
 -- * one RPUSH of the ready ids (onto the lane and source's list), one counter update, one
 --   wake-up of idle workers.
 -- Each idempotency key is claimed with one HSETNX (its bucket is its own), and read back

@@ -1,9 +1,9 @@
 -- Reads idempotency entries of this queue, writing nothing: for `check_keys` and
 -- `job_for_idempotency_key`. ARGV[5..] = the keys' hashes (16 bytes each; see idem_bucket
--- in common.lua). Returns, per hash, two values: the first job's id and its payload digest
+-- in idempotency.lua). Returns, per hash, two values: the first job's id and its payload digest
 -- (16 bytes, or '' when it was stored without one); two empty strings when the key is
 -- unused (no entry, one whose job no longer exists, or a bucket of the wrong type). Keys written
--- before the buckets are read too (older_idem_value in common.lua).
+-- before the buckets are read too (older_idem_value in idempotency.lua).
 local out = {}
 for i = 5, #ARGV do
   local value = redis.pcall('HGET', idem_bucket(ARGV[i]), ARGV[i])

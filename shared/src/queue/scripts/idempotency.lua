@@ -77,10 +77,11 @@ local function older_idem_value(idem)
   return string.sub(v, 1, bar - 1) .. '|' .. digest
 end
 
--- Job `id`'s idempotency key expires `retention` seconds from now (with the record), or
--- never (`retention` nil: the job runs again). Only a key written before the buckets (its
--- hash in hex) has a TTL of its own: a bucket entry lives with its job and needs nothing.
-local function idem_expire(idem, id, retention)
+-- A job's idempotency key (`idem`, its record's field) expires `retention` seconds from now
+-- (with the record), or never (`retention` nil: the job runs again). Only a key written
+-- before the buckets (its hash in hex) has a TTL of its own: a bucket entry lives with its
+-- job and needs nothing.
+local function idem_expire(idem, retention)
   if not idem or idem == '' or #idem == 16 then return end
   local key = prefix .. 'idem:' .. idem
   if retention then redis.call('EXPIRE', key, retention) else redis.call('PERSIST', key) end

@@ -96,7 +96,7 @@ local function to_expired(id, retention)
   redis.call('HDEL', key, 'code', 'early_code', 'early_deadline_ms')
   redis.call('EXPIRE', key, retention)
   local idem = redis.call('HGET', key, 'idem')
-  idem_expire(idem, id, retention)
+  idem_expire(idem, retention)
   redis.call('HINCRBY', prefix .. 'counts', 'expired', 1)
   emit(id, 'expired')
   local deps_key = prefix .. 'deps:' .. id

@@ -14,7 +14,7 @@ redis.call('HSET', key, 'state', 'queued', 'phase', 'send', 'updated_ms', now_te
 redis.call('HDEL', key, 'code', 'finished_ms')
 redis.call('PERSIST', key)
 local idem = redis.call('HGET', key, 'idem')
-idem_expire(idem, id, nil)
+idem_expire(idem, nil)
 make_ready(id, false)
 emit(id, 'queued', 'reason', 'resend code')
 return {'ok'}

@@ -170,10 +170,12 @@ impl JobStore {
         keys: &QueueKeys,
         report: &mut RekeyReport,
     ) -> Result<(), QueueError> {
-        let buckets = self.scan_keys(&keys.idempotency("*")).await?;
+        // Buckets only (`idem:<4 hex digits>`): keys of the form written before, one string
+        // each, are left as they are, and expire with their jobs.
+        let buckets = self.scan_keys(&keys.idempotency("????")).await?;
         let mut conn = self.conn.clone();
         for bucket in buckets {
-            // Keys of the form written before (one string each) are left as they are.
+            // A bucket of the wrong type is left to enqueue (it moves it aside).
             let Ok(entries) = conn.hgetall::<_, Vec<(Vec<u8>, Vec<u8>)>>(&bucket).await else {
                 continue;
             };
