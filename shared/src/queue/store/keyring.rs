@@ -18,8 +18,6 @@ const KEY_CHECKS: &str = "onboard:key-checks";
 
 /// Replaces one hash field only if it still holds what was read (see `reseal.lua`).
 static RESEAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("reseal.lua")));
-/// Replaces an idempotency entry's value only if it still holds what was read.
-static REDIGEST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redigest.lua")));
 
 /// Fields of a job record that hold sealed values.
 const SEALED_FIELDS: [&str; 4] = ["payload", "code", "early_code", "result"];
@@ -121,7 +119,7 @@ impl JobStore {
                             continue;
                         }
                     };
-                    self.reseal(&record, field, &sealed, resealed, report)
+                    self.reseal(&record, field.as_bytes(), &sealed, resealed, report)
                         .await?;
                 }
             }
@@ -157,7 +155,7 @@ impl JobStore {
                     continue;
                 }
             };
-            self.reseal(&keys.pending(), &id, &entry, resealed, report)
+            self.reseal(&keys.pending(), id.as_bytes(), &entry, resealed, report)
                 .await?;
         }
         Ok(())
@@ -198,18 +196,9 @@ impl JobStore {
                     report.unreadable += 1;
                     continue;
                 }
-                let written: i64 = REDIGEST
-                    .key(&bucket)
-                    .arg(&field)
-                    .arg(&value)
-                    .arg(entry.with_digest(&fresh))
-                    .invoke_async(&mut conn)
+                let redigested = Some(entry.with_digest(&fresh));
+                self.reseal(&bucket, &field, &value, redigested, report)
                     .await?;
-                if written == 1 {
-                    report.resealed += 1;
-                } else {
-                    report.changed_meanwhile += 1;
-                }
             }
         }
         Ok(())
@@ -236,11 +225,12 @@ impl JobStore {
             .map(|plain| compact::unpack(&plain).into_owned()))
     }
 
-    /// Writes `resealed` over `old` in `hash`.`field` if it still holds `old`.
+    /// Writes `resealed` over `old` in `hash`.`field` if it still holds `old` (a sealed
+    /// value, or an idempotency entry with its digest redone).
     async fn reseal(
         &self,
         hash: &str,
-        field: &str,
+        field: &[u8],
         old: &[u8],
         resealed: Option<Vec<u8>>,
         report: &mut RekeyReport,
