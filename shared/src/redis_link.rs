@@ -11,7 +11,9 @@
 //!
 //! Two kinds of connection: [`RedisLink::shared`], multiplexed, reconnecting, with response
 //! timeouts, for everything short; [`RedisLink::blocking`], with no response timeout, for a
-//! blocking read (BLPOP, XREAD BLOCK) that must not stall or time out the shared one.
+//! blocking read (BLPOP, XREAD BLOCK) that must not stall or time out the shared one. On a
+//! cluster the shared one is a [`HealingCluster`]: the client's connection can wedge after
+//! a failover, and one that answers nothing until a request times out is replaced.
 
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster::ClusterClient;
@@ -21,6 +23,9 @@ use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
 };
 use std::time::Duration;
+
+mod healing;
+pub use healing::HealingCluster;
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,8 +118,8 @@ impl RedisLink {
                 let conn = client.get_connection_manager_with_config(cfg).await?;
                 Ok(RedisConnection::Single(conn))
             }
-            RedisLink::Cluster(client) => Ok(RedisConnection::Cluster(
-                client.get_async_connection().await?,
+            RedisLink::Cluster(client) => Ok(RedisConnection::SharedCluster(
+                HealingCluster::connect((**client).clone()).await?,
             )),
         }
     }
@@ -178,7 +183,10 @@ pub enum RedisConnection {
     Single(ConnectionManager),
     /// A connection of its own to one server, for blocking reads.
     Blocking(MultiplexedConnection),
-    /// A cluster connection (routes by key, follows topology changes).
+    /// The shared cluster connection (routes by key, follows topology changes; replaced
+    /// when it wedges, see [`HealingCluster`]).
+    SharedCluster(HealingCluster),
+    /// A cluster connection of its own, for blocking reads.
     Cluster(ClusterConnection),
 }
 
@@ -197,15 +205,17 @@ impl RedisConnection {
             .arg(pattern)
             .arg("COUNT")
             .arg(1000);
+        let route = || {
+            let route = Route::with_key(slot_key, SlotAddr::Master);
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))
+        };
         let value = match self {
-            RedisConnection::Cluster(conn) => {
-                let route = Route::with_key(slot_key, SlotAddr::Master);
-                conn.route_command(
-                    cmd,
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                )
-                .await?
+            RedisConnection::SharedCluster(healing) => {
+                let attempt = healing.begin();
+                let result = attempt.conn().route_command(cmd, route()).await;
+                healing.end(attempt, result).await?
             }
+            RedisConnection::Cluster(conn) => conn.route_command(cmd, route()).await?,
             other => cmd.query_async(other).await?,
         };
         Ok(redis::from_redis_value(value)?)
@@ -217,6 +227,15 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_command(cmd),
             RedisConnection::Blocking(c) => c.req_packed_command(cmd),
+            RedisConnection::SharedCluster(healing) => Box::pin(async move {
+                let attempt = healing.begin();
+                let result = retried_while_not_run(|| {
+                    let mut c = attempt.conn();
+                    async move { c.req_packed_command(cmd).await }
+                })
+                .await;
+                healing.end(attempt, result).await
+            }),
             RedisConnection::Cluster(c) => Box::pin(retried_while_not_run(move || {
                 let mut c = c.clone();
                 async move { c.req_packed_command(cmd).await }
@@ -233,6 +252,15 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Blocking(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::SharedCluster(healing) => Box::pin(async move {
+                let attempt = healing.begin();
+                let result = retried_while_not_run(|| {
+                    let mut c = attempt.conn();
+                    async move { c.req_packed_commands(pipeline, offset, count).await }
+                })
+                .await;
+                healing.end(attempt, result).await
+            }),
             RedisConnection::Cluster(c) => Box::pin(retried_while_not_run(move || {
                 let mut c = c.clone();
                 async move { c.req_packed_commands(pipeline, offset, count).await }
@@ -244,6 +272,7 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.get_db(),
             RedisConnection::Blocking(c) => c.get_db(),
+            RedisConnection::SharedCluster(_) => 0,
             RedisConnection::Cluster(c) => c.get_db(),
         }
     }

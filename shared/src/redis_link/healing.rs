@@ -1,0 +1,190 @@
+//! The shared cluster connection, replaced when it has stopped answering.
+//!
+//! Why: redis-rs's async cluster connection (1.8.1 and 1.8.2) can wedge after a master
+//! dies while many requests are in flight. Its task then sends nothing more: every request,
+//! to any node, waits out the overall response timeout, and it never recovers. A worker
+//! renewing about a thousand leases when the failover test killed a master was left with
+//! no working connection (the blocking reads, on connections of their own, went on). A new
+//! connection from the same client works at once, so that is the cure.
+//!
+//! How a wedge is told from a slow node: a request timed out, and the connection answered
+//! nothing at all (no reply and no error from any node) since that request was sent. Then
+//! the next request gets a new connection. The timed-out request is not sent again (it may
+//! have run); its caller sees the timeout, as before, and retries as it does for any.
+
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::RedisResult;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// See the module documentation. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct HealingCluster {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: ClusterClient,
+    /// When this handle was made: answers are timed in milliseconds since.
+    epoch: Instant,
+    current: RwLock<Arc<Generation>>,
+    /// Held while a new connection is made, so a wedge is replaced once.
+    replacing: tokio::sync::Mutex<()>,
+}
+
+/// One connection and when it last answered.
+struct Generation {
+    conn: ClusterConnection,
+    number: u64,
+    /// Milliseconds since `epoch` of its latest answer (a reply or an error from a node).
+    answered_at: AtomicU64,
+}
+
+/// A request in flight on one generation; see [`HealingCluster::begin`].
+pub struct Attempt {
+    generation: Arc<Generation>,
+    sent_at: u64,
+}
+
+impl Attempt {
+    /// The connection to send the request on.
+    pub fn conn(&self) -> ClusterConnection {
+        self.generation.conn.clone()
+    }
+}
+
+impl HealingCluster {
+    /// A connection from `client`, made now.
+    pub async fn connect(client: ClusterClient) -> RedisResult<HealingCluster> {
+        let conn = client.get_async_connection().await?;
+        Ok(HealingCluster {
+            shared: Arc::new(Shared {
+                client,
+                epoch: Instant::now(),
+                current: RwLock::new(Arc::new(Generation {
+                    conn,
+                    number: 0,
+                    answered_at: AtomicU64::new(0),
+                })),
+                replacing: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.shared.epoch.elapsed().as_millis() as u64
+    }
+
+    fn current(&self) -> Arc<Generation> {
+        match self.shared.current.read() {
+            Ok(current) => current.clone(),
+            // A writer panicked mid-swap: the value it left is still a whole connection.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Starts a request on the current connection.
+    pub fn begin(&self) -> Attempt {
+        Attempt {
+            generation: self.current(),
+            sent_at: self.now_ms(),
+        }
+    }
+
+    /// Ends a request: an answer marks its connection alive; a timeout on a connection
+    /// that answered nothing since the request was sent replaces that connection.
+    pub async fn end<T>(&self, attempt: Attempt, result: RedisResult<T>) -> RedisResult<T> {
+        let generation = &attempt.generation;
+        let answered_at = generation.answered_at.load(Ordering::Acquire);
+        match Heard::of(&result) {
+            Heard::Answer => {
+                generation
+                    .answered_at
+                    .fetch_max(self.now_ms(), Ordering::AcqRel);
+            }
+            Heard::Timeout if answered_at < attempt.sent_at => {
+                self.replace(generation.number).await
+            }
+            Heard::Timeout | Heard::Nothing => {}
+        }
+        result
+    }
+
+    /// Replaces generation `wedged` with a new connection, unless another request did
+    /// already. A connection that cannot be made now leaves the old one in place; the next
+    /// timeout tries again.
+    async fn replace(&self, wedged: u64) {
+        let _only_one = self.shared.replacing.lock().await;
+        if self.current().number != wedged {
+            return;
+        }
+        match self.shared.client.get_async_connection().await {
+            Ok(conn) => {
+                let next = Arc::new(Generation {
+                    conn,
+                    number: wedged + 1,
+                    answered_at: AtomicU64::new(self.now_ms()),
+                });
+                match self.shared.current.write() {
+                    Ok(mut current) => *current = next,
+                    Err(poisoned) => *poisoned.into_inner() = next,
+                }
+                metrics::counter!("onboard_redis_connections_replaced_total").increment(1);
+                tracing::warn!(
+                    generation = wedged + 1,
+                    "the cluster connection answered nothing until a request timed out; \
+                     replaced it with a new one"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the cluster connection answers nothing and a new one cannot be made yet")
+            }
+        }
+    }
+}
+
+/// What a request's result says of its connection.
+#[derive(Debug, PartialEq)]
+enum Heard {
+    /// A node answered: a reply, or an error reply (MOVED, a script's error, ...).
+    Answer,
+    /// The request timed out.
+    Timeout,
+    /// Another failure on the way (refused, dropped): says nothing of a wedge.
+    Nothing,
+}
+
+impl Heard {
+    fn of<T>(result: &RedisResult<T>) -> Heard {
+        match result {
+            Ok(_) => Heard::Answer,
+            Err(e) if e.is_timeout() => Heard::Timeout,
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
+                Heard::Nothing
+            }
+            Err(_) => Heard::Answer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn replies_and_error_replies_are_answers_timeouts_and_broken_links_are_not() {
+        let ok: RedisResult<u8> = Ok(1);
+        assert_eq!(Heard::of(&ok), Heard::Answer);
+        let script_error: RedisResult<u8> =
+            redis::parse_redis_value(b"-ERR boom\r\n").and_then(|v| v.extract_error().map(|_| 0));
+        assert_eq!(Heard::of(&script_error), Heard::Answer);
+        let timeout: RedisResult<u8> = Err(io::Error::from(io::ErrorKind::TimedOut).into());
+        assert_eq!(Heard::of(&timeout), Heard::Timeout);
+        let refused: RedisResult<u8> =
+            Err(io::Error::from(io::ErrorKind::ConnectionRefused).into());
+        assert_eq!(Heard::of(&refused), Heard::Nothing);
+    }
+}
