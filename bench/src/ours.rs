@@ -1,6 +1,6 @@
 //! Our in-process worker, built exactly like `worker/src/launcher.rs` builds one per kind:
 //! a `RedisBackend` (per-job leases, events stream, blocking wake-up when idle) under
-//! `.concurrency(n).catch_panic().parallelize(tokio::spawn)`, with a no-op handler.
+//! `.concurrency(Slots::worker_tasks(n)).catch_panic().parallelize(tokio::spawn)`, with a no-op handler.
 
 use crate::probe::{until, Probe, Running};
 use apalis::prelude::*;
@@ -30,7 +30,9 @@ pub fn start_worker(store: &JobStore, kind: JobKind, concurrency: usize, probe: 
     );
     let worker = WorkerBuilder::new(format!("bench-{kind}"))
         .backend(backend)
-        .concurrency(concurrency)
+        .concurrency(onboard_worker::runtime::slots::Slots::worker_tasks(
+            concurrency,
+        ))
         .catch_panic()
         .parallelize(tokio::spawn)
         .data(probe)

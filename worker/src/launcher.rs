@@ -4,6 +4,7 @@
 //! threads.
 
 use crate::handlers::Runner;
+use crate::runtime::slots::Slots;
 use crate::runtime::{BackendSettings, JobFailure, JobOutcome, RedisBackend};
 use apalis::prelude::*;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
@@ -68,7 +69,7 @@ pub fn monitor(
             let backend = RedisBackend::new(kinds.clone(), store.clone(), settings);
             WorkerBuilder::new(name.clone())
                 .backend(backend)
-                .concurrency(concurrency)
+                .concurrency(Slots::worker_tasks(concurrency))
                 .catch_panic()
                 .parallelize(tokio::spawn)
                 .data(runner.clone())

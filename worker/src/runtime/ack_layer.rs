@@ -2,8 +2,9 @@
 //!
 //! It sits between apalis and the handler (`BackendConfig::Layer`), so it sees the
 //! handler's real result, including a panic turned into an error by `catch_panic`. While
-//! the handler runs, the lease is renewed every third of its length; when the handler
-//! ends, ONE script records the outcome (checked against the lease token; successes that
+//! the handler runs, and then until its outcome is written, the lease is renewed every
+//! third of its length; when the handler ends, its slot is free and ONE script records
+//! the outcome (checked against the lease token; successes that
 //! end together share one call, see [`super::ack_batcher`]). If the shutdown deadline
 //! passes first, the job is handed straight back to the queue.
 
@@ -123,8 +124,14 @@ where
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("onboard_job_attempts_total", "kind" => kind, "result" => attempt_label(&ack))
                 .increment(1);
-            ctx.record(&job, &ack).await;
-            ctx.slots.release();
+            // The slot is free once the handler has ended; the write overlaps the next claim.
+            // The lease is renewed until the outcome is written: outcomes wait for the
+            // batch ahead of them, and one whose lease ran out would be claimed again.
+            let _recording = ctx.slots.ended();
+            tokio::select! {
+                _ = ctx.record(&job, &ack) => {}
+                _ = ctx.renew_until_lost(&job) => unreachable!("renewal runs until the write ends"),
+            }
             Ok(())
         })
     }
@@ -154,9 +161,10 @@ async fn wait_true(mut rx: watch::Receiver<bool>) {
 }
 
 impl AckContext {
-    /// Renews the lease every third of its length; returns never while it holds the lease
-    /// (it parks once the lease is lost, leaving the handler to finish; its ack will be
-    /// refused as stale).
+    /// Renews the lease every third of its length, while the handler runs and then while its
+    /// outcome is being written; returns never (it parks once the lease is lost, leaving
+    /// the handler or the write to finish; its ack will be refused as stale, and one written
+    /// already ends the lease, so a renewal after it finds the lease gone).
     async fn renew_until_lost(&self, job: &ClaimedJob) {
         let every = Duration::from_millis((self.store.config().queue.lease_ms / 3).max(100));
         loop {

@@ -26,7 +26,8 @@ pub struct NeverFails;
 /// Settings of one backend.
 #[derive(Debug, Clone)]
 pub struct BackendSettings {
-    /// Concurrent jobs of this worker (must match the worker's concurrency layer).
+    /// Concurrent jobs of this worker (its concurrency layer must be
+    /// [`Slots::worker_tasks`](super::slots::Slots::worker_tasks) of this).
     pub concurrency: usize,
     /// Most jobs claimed per fetch.
     pub batch: usize,
