@@ -7,7 +7,8 @@
 //! * [`provider_error`]: the one classification of provider failures;
 //! * [`providers`]: one module per provider API (signer, client, error mapping);
 //! * [`config`]: TOML + `ONBOARD_*` configuration;
-//! * [`redis_link`]: the connection to one Redis server or a Redis Cluster.
+//! * [`redis_link`]: the connection to one Redis server or a Redis Cluster (replaced when a
+//!   cluster connection wedges).
 
 pub mod clock;
 pub mod config;
