@@ -211,9 +211,10 @@ impl RedisConnection {
         };
         let value = match self {
             RedisConnection::SharedCluster(healing) => {
-                let attempt = healing.begin();
-                let result = attempt.conn().route_command(cmd, route()).await;
-                healing.end(attempt, result).await?
+                let route = route();
+                healing
+                    .request(|mut conn| async move { conn.route_command(cmd, route).await })
+                    .await?
             }
             RedisConnection::Cluster(conn) => conn.route_command(cmd, route()).await?,
             other => cmd.query_async(other).await?,
@@ -227,19 +228,10 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_command(cmd),
             RedisConnection::Blocking(c) => c.req_packed_command(cmd),
-            RedisConnection::SharedCluster(healing) => Box::pin(async move {
-                let attempt = healing.begin();
-                let result = retried_while_not_run(|| {
-                    let mut c = attempt.conn();
-                    async move { c.req_packed_command(cmd).await }
-                })
-                .await;
-                healing.end(attempt, result).await
-            }),
-            RedisConnection::Cluster(c) => Box::pin(retried_while_not_run(move || {
-                let mut c = c.clone();
-                async move { c.req_packed_command(cmd).await }
-            })),
+            RedisConnection::SharedCluster(healing) => {
+                Box::pin(healing.request(move |conn| cluster_command(conn, cmd)))
+            }
+            RedisConnection::Cluster(c) => Box::pin(cluster_command(c.clone(), cmd)),
         }
     }
 
@@ -252,19 +244,12 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Blocking(c) => c.req_packed_commands(pipeline, offset, count),
-            RedisConnection::SharedCluster(healing) => Box::pin(async move {
-                let attempt = healing.begin();
-                let result = retried_while_not_run(|| {
-                    let mut c = attempt.conn();
-                    async move { c.req_packed_commands(pipeline, offset, count).await }
-                })
-                .await;
-                healing.end(attempt, result).await
-            }),
-            RedisConnection::Cluster(c) => Box::pin(retried_while_not_run(move || {
-                let mut c = c.clone();
-                async move { c.req_packed_commands(pipeline, offset, count).await }
-            })),
+            RedisConnection::SharedCluster(healing) => Box::pin(
+                healing.request(move |conn| cluster_pipeline(conn, pipeline, offset, count)),
+            ),
+            RedisConnection::Cluster(c) => {
+                Box::pin(cluster_pipeline(c.clone(), pipeline, offset, count))
+            }
         }
     }
 
@@ -276,6 +261,29 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Cluster(c) => c.get_db(),
         }
     }
+}
+
+/// One command on a cluster connection, sent again while it did not run.
+async fn cluster_command(conn: ClusterConnection, cmd: &Cmd) -> RedisResult<Value> {
+    retried_while_not_run(|| {
+        let mut c = conn.clone();
+        async move { c.req_packed_command(cmd).await }
+    })
+    .await
+}
+
+/// One pipeline on a cluster connection, sent again while it did not run.
+async fn cluster_pipeline(
+    conn: ClusterConnection,
+    pipeline: &Pipeline,
+    offset: usize,
+    count: usize,
+) -> RedisResult<Vec<Value>> {
+    retried_while_not_run(|| {
+        let mut c = conn.clone();
+        async move { c.req_packed_commands(pipeline, offset, count).await }
+    })
+    .await
 }
 
 /// Whether a cluster request failed without running: the connection was refused (nothing

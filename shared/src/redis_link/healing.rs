@@ -15,6 +15,7 @@
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::RedisResult;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -40,19 +41,6 @@ struct Generation {
     number: u64,
     /// Milliseconds since `epoch` of its latest answer (a reply or an error from a node).
     answered_at: AtomicU64,
-}
-
-/// A request in flight on one generation; see [`HealingCluster::begin`].
-pub struct Attempt {
-    generation: Arc<Generation>,
-    sent_at: u64,
-}
-
-impl Attempt {
-    /// The connection to send the request on.
-    pub fn conn(&self) -> ClusterConnection {
-        self.generation.conn.clone()
-    }
 }
 
 impl HealingCluster {
@@ -85,26 +73,26 @@ impl HealingCluster {
         }
     }
 
-    /// Starts a request on the current connection.
-    pub fn begin(&self) -> Attempt {
-        Attempt {
-            generation: self.current(),
-            sent_at: self.now_ms(),
-        }
-    }
-
-    /// Ends a request: an answer marks its connection alive; a timeout on a connection
-    /// that answered nothing since the request was sent replaces that connection.
-    pub async fn end<T>(&self, attempt: Attempt, result: RedisResult<T>) -> RedisResult<T> {
-        let generation = &attempt.generation;
-        let answered_at = generation.answered_at.load(Ordering::Acquire);
+    /// Sends one request with `send` on the current connection. An answer marks that
+    /// connection alive; a timeout on a connection that answered nothing since the request
+    /// was sent replaces it (the request itself is not sent again).
+    pub async fn request<T, Fut>(
+        &self,
+        send: impl FnOnce(ClusterConnection) -> Fut,
+    ) -> RedisResult<T>
+    where
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let generation = self.current();
+        let sent_at = self.now_ms();
+        let result = send(generation.conn.clone()).await;
         match Heard::of(&result) {
             Heard::Answer => {
                 generation
                     .answered_at
                     .fetch_max(self.now_ms(), Ordering::AcqRel);
             }
-            Heard::Timeout if answered_at < attempt.sent_at => {
+            Heard::Timeout if generation.answered_at.load(Ordering::Acquire) < sent_at => {
                 self.replace(generation.number).await
             }
             Heard::Timeout | Heard::Nothing => {}
@@ -161,9 +149,7 @@ impl Heard {
         match result {
             Ok(_) => Heard::Answer,
             Err(e) if e.is_timeout() => Heard::Timeout,
-            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
-                Heard::Nothing
-            }
+            Err(e) if e.is_io_error() => Heard::Nothing,
             Err(_) => Heard::Answer,
         }
     }
