@@ -34,6 +34,11 @@ pub struct FaultSettings {
     /// Look-ups (ServiceGetCustomerList, get-custom-user) do not see what was created less
     /// than this long ago, like a provider whose reads lag its writes.
     pub lookup_lag_ms: u64,
+    /// Each request is counted, for the rate limits and the per-second figures, as though it
+    /// arrived up to this much later (drawn evenly for each request): an uneven way from the
+    /// client to the provider (a loaded client machine, a long route), which moves some
+    /// requests sent near a second's end into the next while others stay.
+    pub transit_jitter_ms: u64,
 }
 
 impl Default for FaultSettings {
@@ -49,6 +54,7 @@ impl Default for FaultSettings {
             actions: None,
             max_faults: None,
             lookup_lag_ms: 0,
+            transit_jitter_ms: 0,
         }
     }
 }
@@ -98,6 +104,16 @@ impl Faults {
     /// The current settings.
     pub fn settings(&self) -> &FaultSettings {
         &self.settings
+    }
+
+    /// How much later than now the request arriving now is counted (see
+    /// [`FaultSettings::transit_jitter_ms`]). Draws only when a jitter is set, so other
+    /// draws stay as they were.
+    pub fn transit_ms(&mut self) -> u64 {
+        match self.settings.transit_jitter_ms {
+            0 => 0,
+            jitter => self.rng.gen_range(0..=jitter),
+        }
     }
 
     /// Decides the fate of one request of `action`.
@@ -186,6 +202,19 @@ pub async fn serve<T, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transit_is_none_by_default_and_spread_up_to_its_jitter() {
+        let mut f = Faults::new(FaultSettings::default());
+        assert!((0..100).all(|_| f.transit_ms() == 0));
+        let mut f = Faults::new(FaultSettings {
+            transit_jitter_ms: 40,
+            ..FaultSettings::default()
+        });
+        let drawn: Vec<u64> = (0..1_000).map(|_| f.transit_ms()).collect();
+        assert!(drawn.iter().all(|&t| t <= 40));
+        assert!(drawn.iter().any(|&t| t < 10) && drawn.iter().any(|&t| t > 30));
+    }
 
     #[test]
     fn no_faults_by_default() {

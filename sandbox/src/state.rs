@@ -174,9 +174,11 @@ impl AppState {
     }
 
     /// Counts an arrival of `action` and applies the rate limit of `limit_key`; returns
-    /// whether the request may go on (a refusal is counted as a violation).
+    /// whether the request may go on (a refusal is counted as a violation). The second it
+    /// counts in is now's, or a little later's under a transit jitter (see `faults`).
     pub fn arrive(&self, action: &str, limit_key: &str, limit: u64) -> bool {
-        let now = now_secs();
+        let transit = lock(&self.faults).transit_ms();
+        let now = (now_millis() + i64::try_from(transit).unwrap_or(0)).div_euclid(1000);
         lock(&self.stats).arrived(action, now);
         if !self.limits.enabled {
             return true;

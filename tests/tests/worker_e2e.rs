@@ -252,6 +252,32 @@ async fn three_workers_share_the_create_account_limit() {
     );
 }
 
+/// Requests that reach the provider unevenly late (here up to 50 ms) still count in their own
+/// second: each second's request slots end `SECOND_GUARD` (100 ms) before it, and a worker
+/// woken more than `SEND_LATENESS` (25 ms) late asks for a new slot. With the guard at 20 ms
+/// the last slots of a busy second, delayed more than the first of the next, landed in it
+/// (101 POLYV requests in one second in CI's skewed-clocks chaos test).
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_unevenly_slow_to_reach_the_provider_still_count_in_their_own_second() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&[]);
+    sandbox.set_faults(serde_json::json!({"seed": 5, "transit_jitter_ms": 50}));
+    let opts = WorkerOptions::default().env("ONBOARD_QUEUE__CONCURRENCY__REGISTER_USER", 50);
+    let _w = Worker::start(&redis, &sandbox, opts);
+    let p = producer(&redis).await;
+    // Seven busy seconds at POLYV's 100/s.
+    let ids = enqueue_all(&p, (0..800).map(user).collect()).await;
+    let done = wait_all(&p, &ids, Duration::from_secs(60)).await;
+    assert!(done.iter().all(|s| s.state == JobState::Succeeded));
+    let stats = sandbox.stats();
+    let polyv = &stats["actions"]["add-custom-user"];
+    assert_eq!(polyv["rate_limit_violations"], 0, "{stats}");
+    assert_eq!(
+        polyv["max_per_second"], 100,
+        "the limit was used, not exceeded: {stats}"
+    );
+}
+
 /// Finding 7: once SIGTERM arrives the worker claims nothing more, so no job is handed back
 /// marked uncertain although it never ran (an uncertain create reconciles for nothing).
 #[tokio::test(flavor = "multi_thread")]
