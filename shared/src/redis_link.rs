@@ -24,7 +24,7 @@ use redis::{
 };
 use std::time::Duration;
 
-mod healing;
+pub mod healing;
 pub use healing::HealingCluster;
 
 /// How long one connection attempt may take.

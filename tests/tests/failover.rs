@@ -7,6 +7,7 @@ use onboard_shared::jobs::JobKind;
 use onboard_shared::providers::Provider;
 use onboard_shared::queue::keys::ProviderKeys;
 use onboard_shared::queue::{Ack, AckStatus, EnqueueOptions, JobState, JobStore, QueueError};
+use onboard_shared::redis_link::{healing, RedisConnection, RedisLink};
 use onboard_tests::fixtures::*;
 use onboard_tests::{blocking_http_status, wait_all, RedisCluster, RedisServer, Sandbox, Worker};
 use std::time::{Duration, Instant};
@@ -46,6 +47,53 @@ async fn a_master_killed_mid_run_loses_no_job_and_creates_none_twice() {
         replica,
         "the replica of the killed master took over its slots"
     );
+}
+
+/// A shared connection that hears nothing for `healing::SILENCE` is replaced while the
+/// request waits, so a wedged client heals before a lease (30 s by default) lapses. The wedge
+/// itself (redis-rs's task sending nothing, seen when a master died under load) cannot be
+/// made on purpose: a request that gets no answer until the connection is replaced, or a
+/// timeout at the client's 30 s, stands in for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_connection_is_replaced_before_its_request_times_out() {
+    let cluster = RedisCluster::start();
+    let link = RedisLink::discover(&cluster.seed_list())
+        .await
+        .expect("the cluster is up");
+    let Ok(RedisConnection::SharedCluster(shared)) = link.shared().await else {
+        panic!("a cluster's shared connection is a healing one")
+    };
+    let watched = shared.clone();
+    let sent = Instant::now();
+    let heard = shared
+        .request(|_wedged| async move {
+            while watched.replacements() == 0 {
+                if sent.elapsed() >= Duration::from_secs(30) {
+                    return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(watched.replacements())
+        })
+        .await;
+    assert_eq!(
+        heard.ok(),
+        Some(1),
+        "the connection was replaced once while its request waited, before the client's \
+         timeout (after {:?})",
+        sent.elapsed()
+    );
+    assert!(
+        sent.elapsed() >= healing::SILENCE,
+        "not replaced before {:?} of silence",
+        healing::SILENCE
+    );
+    let mut conn = RedisConnection::SharedCluster(shared.clone());
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .expect("the new connection answers");
+    assert_eq!(pong, "PONG");
 }
 
 async fn store(cluster: &RedisCluster, durability: Durability) -> JobStore {

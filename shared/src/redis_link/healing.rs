@@ -7,10 +7,16 @@
 //! no working connection (the blocking reads, on connections of their own, went on). A new
 //! connection from the same client works at once, so that is the cure.
 //!
-//! How a wedge is told from a slow node: a request timed out, and the connection answered
-//! nothing at all (no reply and no error from any node) since that request was sent. Then
-//! the next request gets a new connection. The timed-out request is not sent again (it may
-//! have run); its caller sees the timeout, as before, and retries as it does for any.
+//! How a wedge is told from a slow node: a request has waited [`SILENCE`], and the connection
+//! answered nothing at all (no reply and no error from any node) since that request was
+//! sent. Then the next requests get a new connection; the waiting request goes on waiting on
+//! the old one, and is not sent again (it may have run): its caller sees its outcome, a
+//! timeout at worst, and retries as it does for any. A request that timed out with nothing
+//! heard since it was sent replaces the connection too (the client's overall timeout is 30 s).
+//!
+//! Why not only the timeout: the default lease is 30 s, as long as that timeout, so leases
+//! lapsed while a wedged connection waited it out. Replacing after [`SILENCE`] heals it
+//! before a lease renewed every third of a lease runs out.
 
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -18,7 +24,14 @@ use redis::RedisResult;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a request may hear nothing, on a connection that answered nothing else since
+/// it was sent, before that connection is judged wedged. Longer than a node's response
+/// timeout (5 s) and a test cluster's failover (a 2 s node timeout, then an election);
+/// shorter than the default lease (30 s) less its renewal interval (a third of it).
+/// Replacing a connection that was only slow costs a reconnect: its requests finish on it.
+pub const SILENCE: Duration = Duration::from_secs(10);
 
 /// See the module documentation. Cheap to clone; clones share the connection.
 #[derive(Clone)]
@@ -39,7 +52,9 @@ struct Shared {
 struct Generation {
     conn: ClusterConnection,
     number: u64,
-    /// Milliseconds since `epoch` of its latest answer (a reply or an error from a node).
+    /// Milliseconds since `epoch` of its latest answer (a reply or an error from a node),
+    /// or of its making. An answer in the millisecond a request was sent counts as before it:
+    /// a request silent for long enough cannot tell them apart, and replacing costs little.
     answered_at: AtomicU64,
 }
 
@@ -85,19 +100,35 @@ impl HealingCluster {
     {
         let generation = self.current();
         let sent_at = self.now_ms();
-        let result = send(generation.conn.clone()).await;
+        let mut reply = std::pin::pin!(send(generation.conn.clone()));
+        let result = match tokio::time::timeout(SILENCE, &mut reply).await {
+            Ok(result) => result,
+            Err(_silent) => {
+                if generation.answered_at.load(Ordering::Acquire) <= sent_at {
+                    // Replaced beside this request, which goes on waiting for its own answer.
+                    let (this, wedged) = (self.clone(), generation.number);
+                    tokio::spawn(async move { this.replace(wedged).await });
+                }
+                reply.await
+            }
+        };
         match Heard::of(&result) {
             Heard::Answer => {
                 generation
                     .answered_at
                     .fetch_max(self.now_ms(), Ordering::AcqRel);
             }
-            Heard::Timeout if generation.answered_at.load(Ordering::Acquire) < sent_at => {
+            Heard::Timeout if generation.answered_at.load(Ordering::Acquire) <= sent_at => {
                 self.replace(generation.number).await
             }
             Heard::Timeout | Heard::Nothing => {}
         }
         result
+    }
+
+    /// How many times the connection was replaced (each replacement makes a new generation).
+    pub fn replacements(&self) -> u64 {
+        self.current().number
     }
 
     /// Replaces generation `wedged` with a new connection, unless another request did
@@ -122,7 +153,7 @@ impl HealingCluster {
                 metrics::counter!("onboard_redis_connections_replaced_total").increment(1);
                 tracing::warn!(
                     generation = wedged + 1,
-                    "the cluster connection answered nothing until a request timed out; \
+                    "the cluster connection answered nothing while a request waited; \
                      replaced it with a new one"
                 );
             }
