@@ -58,6 +58,13 @@ struct Generation {
     answered_at: AtomicU64,
 }
 
+impl Generation {
+    /// Whether it answered nothing after `sent_at` (milliseconds since the epoch).
+    fn silent_since(&self, sent_at: u64) -> bool {
+        self.answered_at.load(Ordering::Acquire) <= sent_at
+    }
+}
+
 impl HealingCluster {
     /// A connection from `client`, made now.
     pub async fn connect(client: ClusterClient) -> RedisResult<HealingCluster> {
@@ -89,8 +96,9 @@ impl HealingCluster {
     }
 
     /// Sends one request with `send` on the current connection. An answer marks that
-    /// connection alive; a timeout on a connection that answered nothing since the request
-    /// was sent replaces it (the request itself is not sent again).
+    /// connection alive; [`SILENCE`] without an answer, or a timeout, on a connection that
+    /// answered nothing since the request was sent replaces it (the request itself is not
+    /// sent again).
     pub async fn request<T, Fut>(
         &self,
         send: impl FnOnce(ClusterConnection) -> Fut,
@@ -104,7 +112,7 @@ impl HealingCluster {
         let result = match tokio::time::timeout(SILENCE, &mut reply).await {
             Ok(result) => result,
             Err(_silent) => {
-                if generation.answered_at.load(Ordering::Acquire) <= sent_at {
+                if generation.silent_since(sent_at) {
                     // Replaced beside this request, which goes on waiting for its own answer.
                     let (this, wedged) = (self.clone(), generation.number);
                     tokio::spawn(async move { this.replace(wedged).await });
@@ -118,7 +126,7 @@ impl HealingCluster {
                     .answered_at
                     .fetch_max(self.now_ms(), Ordering::AcqRel);
             }
-            Heard::Timeout if generation.answered_at.load(Ordering::Acquire) <= sent_at => {
+            Heard::Timeout if generation.silent_since(sent_at) => {
                 self.replace(generation.number).await
             }
             Heard::Timeout | Heard::Nothing => {}
