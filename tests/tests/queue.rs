@@ -345,6 +345,20 @@ async fn expired_lease_is_handed_out_again_and_stale_ack_is_refused() {
         .renew(JobKind::CreateCustomer, &first.id, &first.token)
         .await
         .unwrap());
+    // The holder's success settles what was unknown: the record says so.
+    let done = s
+        .ack(
+            JobKind::CreateCustomer,
+            &second.id,
+            &second.token,
+            &Ack::Succeeded(serde_json::json!({})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, AckStatus::Succeeded);
+    let status = s.status(&e.id, false).await.unwrap();
+    assert_eq!(status.state, JobState::Succeeded);
+    assert!(!status.uncertain, "a success leaves nothing uncertain");
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ for i = 0, n - 1 do
   local base = 7 + i * 3
   local id = ARGV[base]
   local key = job_key(id)
-  local held = read_job(id, 'token', 'idem', 'code', 'deps', 'source', 'history')
+  local held = read_job(id, 'token', 'idem', 'code', 'deps', 'source', 'history', 'uncertain')
   if not held then
     redis.call('ZREM', prefix .. 'leased', id)
     dead_wrong_type(id, 'an acknowledgement')
@@ -34,8 +34,11 @@ for i = 0, n - 1 do
   else
     done[#done + 1] = id
     redis.call('HSET', key, 'token', '', 'updated_ms', now_text, 'state', 'succeeded',
-      'result', ARGV[base + 2], 'finished_ms', now_text, 'uncertain', '0',
+      'result', ARGV[base + 2], 'finished_ms', now_text,
       'history', history_with(held[6], history_line('succeeded')))
+    -- Its outcome is known now. Most jobs never were uncertain: an absent field reads as 0,
+    -- and a field not written is one fewer scan of the record.
+    if held[7] and held[7] ~= '0' then redis.call('HSET', key, 'uncertain', '0') end
     if held[3] then redis.call('HDEL', key, 'code') end
     if held[5] then per_source[held[5]] = (per_source[held[5]] or 0) + 1 end
     redis.call('EXPIRE', key, retention)

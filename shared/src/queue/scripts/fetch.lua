@@ -223,7 +223,9 @@ redis.call('HSET', lanes_key, 'live_since_bulk', string.format('%d', live_since_
 -- 5. Claim them. A job of a cancelled batch is cancelled instead; a record that cannot be
 -- used is dead-lettered; each job claimed takes the next request slot. Each run's pending
 -- entries are read and removed, and its leases written, with one command each.
-local out = {}
+-- The reply: its head (three values, filled in at the end), then 12 values per job.
+local out = {0, 0, 0}
+local width = 3
 local n = 0
 local cancelled_sources = {}
 local started = {}
@@ -260,10 +262,13 @@ for _, run in ipairs(chosen) do
     elseif entry then
       local p = parse_pending(entry)
       unpended[#unpended + 1] = id
-      redis.call('HSET', key, 'payload', p[1], 'state', 'running', 'attempts', '1',
-        'max_attempts', p[2], 'created_ms', p[3], 'updated_ms', now_text, 'run_at_ms', p[3],
-        'parent', '', 'idem', p[4], 'token', token, 'started_ms', now_text, 'lane', lane,
-        'source', source, 'history', history_line('running', 'attempt', '1'))
+      -- A record is a listpack: each field set or read is found by a scan from its head.
+      -- The fields the acknowledgement reads and writes come first, and a fresh job has no
+      -- `parent`, `run_at_ms` or `uncertain` to write (absent reads as none, as due, as 0).
+      redis.call('HSET', key, 'token', token, 'state', 'running', 'updated_ms', now_text,
+        'history', history_line('running', 'attempt', '1'), 'idem', p[4], 'source', source,
+        'payload', p[1], 'attempts', '1', 'max_attempts', p[2], 'created_ms', p[3],
+        'started_ms', now_text, 'lane', lane)
       row = {id, p[1], '1', p[2], token, '0', '', '', '0', whole(p[3], now) or now}
     else
       local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
@@ -301,10 +306,12 @@ for _, run in ipairs(chosen) do
       stream_event(id, 'running', 'attempt', row[3])
       started[k] = (started[k] or 0) + 1
       n = n + 1
-      for i = 1, 9 do out[#out + 1] = row[i] end
-      out[#out + 1] = lane
-      out[#out + 1] = string.format('%d', delay)
-      out[#out + 1] = math.max(0, now - row[10])
+      -- `#out` searches for the table's end; a running count does not.
+      for i = 1, 9 do out[width + i] = row[i] end
+      out[width + 10] = lane
+      out[width + 11] = string.format('%d', delay)
+      out[width + 12] = math.max(0, now - row[10])
+      width = width + 12
     end
   end
   if #unpended > 0 then redis.call('HDEL', prefix .. 'pending', unpack(unpended)) end
@@ -331,6 +338,5 @@ end
 if n > 0 and not held_back then wait = 0 end
 if wait < 0 then wait = 0 end
 
-local head = {wait, held_back and 1 or 0, n}
-for _, v in ipairs(out) do head[#head + 1] = v end
-return head
+out[1], out[2], out[3] = wait, held_back and 1 or 0, n
+return out
