@@ -18,12 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-// mimalloc, not the system allocator: a draining worker allocates and frees several small
-// buffers per job, and under glibc's malloc that was about a quarter of the worker's CPU
-// (perf, 200,000 stubbed jobs). The library target leaves the choice to its embedder.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Runs onboard jobs from Redis against the provider APIs.
 #[derive(Parser, Debug)]
 #[command(version, about)]
