@@ -6,7 +6,8 @@
 #   bash bench/redis-instructions.sh enqueue [ROWS]   # backfill ROWS create-customer rows (50,000)
 #   bash bench/redis-instructions.sh drain [ROWS]     # drain ROWS stubbed jobs, concurrency 50 (20,000)
 #
-# Prints Redis' instructions per job, less those of an idle start and stop. Uses the
+# Prints Redis' instructions per job, counted from when the server answers (after start-up
+# and, for the drain, after loading its backlog), less those of an idle server's stop. Uses the
 # release binaries (cargo build --release -p onboard-producer --features cli -p onboard-worker first), or
 # those in $REDIS_INSTRUCTIONS_BIN, to compare two builds.
 set -euo pipefail

@@ -263,8 +263,9 @@ for _, run in ipairs(chosen) do
       local p = parse_pending(entry)
       unpended[#unpended + 1] = id
       -- A record is a listpack: each field set or read is found by a scan from its head.
-      -- The fields the acknowledgement reads and writes come first, and a fresh job has no
-      -- `parent`, `run_at_ms` or `uncertain` to write (absent reads as none, as due, as 0).
+      -- The fields the acknowledgement reads and writes come first. A fresh job writes no
+      -- `parent` or `run_at_ms`: absent reads as no parent, and `run_at_ms` is read only in
+      -- the scheduled states, which write it.
       redis.call('HSET', key, 'token', token, 'state', 'running', 'updated_ms', now_text,
         'history', history_line('running', 'attempt', '1'), 'idem', p[4], 'source', source,
         'payload', p[1], 'attempts', '1', 'max_attempts', p[2], 'created_ms', p[3],
