@@ -26,7 +26,7 @@ pub fn start_worker(store: &JobStore, kind: JobKind, concurrency: usize, probe: 
     let backend = RedisBackend::new(
         vec![kind],
         store.clone(),
-        BackendSettings::new(concurrency, shutdown, hard_stop),
+        BackendSettings::new(concurrency, 0, shutdown, hard_stop),
     );
     let worker = WorkerBuilder::new(format!("bench-{kind}"))
         .backend(backend)

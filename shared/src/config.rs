@@ -253,6 +253,12 @@ pub struct QueueConfig {
     pub max_inline_wait_ms: u64,
     /// How long SIGTERM waits for running jobs before handing them back.
     pub shutdown_grace_ms: u64,
+    /// Jobs a worker claims ahead of free slots, per provider, where the provider has no
+    /// rate limit (0 = none): a draining worker's claims then overlap its running jobs.
+    /// They wait in the worker with their leases renewed, and go back to the queue
+    /// unstarted when it stops. Off by default: a worker claiming ahead holds jobs that
+    /// another, idle worker could run now.
+    pub prefetch: u32,
 }
 
 impl Default for QueueConfig {
@@ -268,6 +274,7 @@ impl Default for QueueConfig {
             code_lifetime_secs: 600,
             max_inline_wait_ms: 1_000,
             shutdown_grace_ms: 10_000,
+            prefetch: 0,
         }
     }
 }

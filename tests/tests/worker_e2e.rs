@@ -316,6 +316,74 @@ async fn sigterm_claims_nothing_more_and_marks_nothing_uncertain() {
     );
 }
 
+/// Jobs claimed ahead of free slots (`queue.prefetch`) keep their leases while they wait
+/// longer than a lease, and go back to the queue unstarted on SIGTERM: none is recovered
+/// as expired, none is marked uncertain, none loses an attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_claimed_ahead_keep_their_leases_and_go_back_unstarted() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    // Each request takes 2 s, longer than the 1.5 s lease: the jobs waiting ahead outlast it.
+    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 2_000}));
+    let mut worker = Worker::start(
+        &redis,
+        &sandbox,
+        quick()
+            .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 2)
+            .env("ONBOARD_QUEUE__CONCURRENCY__BIND_DEVICES", 0)
+            .env("ONBOARD_QUEUE__PREFETCH", 4)
+            .env("ONBOARD_QUEUE__LEASE_MS", 1_500)
+            .env("ONBOARD_QUEUE__SHUTDOWN_GRACE_MS", 10_000),
+    );
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..12).map(customer).collect()).await;
+    // Two run at a time: by the fourth success the jobs claimed ahead at the start have
+    // waited about 4 s, more than two leases.
+    let mut conn = redis.connection();
+    let keys = QueueKeys::new(JobKind::CreateCustomer);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let succeeded: Option<u64> = conn.hget(keys.counts(), "succeeded").unwrap();
+        if succeeded.unwrap_or(0) >= 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "4 jobs did not succeed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(worker.terminate(Duration::from_secs(30)));
+    let expired: Option<u64> = conn.hget(keys.counts(), "leases_expired").unwrap();
+    assert_eq!(
+        expired.unwrap_or(0),
+        0,
+        "a lease ran out while its job waited"
+    );
+    let leased: u64 = conn.zcard(keys.leased()).unwrap();
+    assert_eq!(leased, 0, "no job left leased");
+    let mut handed_back = 0;
+    for id in &ids {
+        let s = p.status(id, false).await.unwrap();
+        assert!(!s.uncertain, "{id} was marked uncertain: {s:?}");
+        match s.state {
+            JobState::Succeeded => assert_eq!(s.attempts, 1, "{s:?}"),
+            JobState::Queued => {
+                assert_eq!(s.attempts, 0, "{id} lost an attempt: {s:?}");
+                let history: Option<String> = conn.hget(keys.job(id), "history").unwrap();
+                if history.is_some_and(|h| h.contains("handed back unstarted")) {
+                    handed_back += 1;
+                }
+            }
+            other => panic!("{id} is {other}: {s:?}"),
+        }
+    }
+    assert!(
+        handed_back >= 1,
+        "no job was waiting ahead at SIGTERM (prefetch 4)"
+    );
+}
+
 /// Finding 10: an uncertain create whose earlier attempt did create the customer (or POLYV
 /// user) but whose look-up did not see it yet is answered "already exists": it must look
 /// again and succeed, not end dead. The sandbox times the first create out after performing

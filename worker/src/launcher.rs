@@ -59,13 +59,15 @@ pub fn monitor(
         if concurrency == 0 {
             continue;
         }
+        let prefetch = cfg.queue.prefetch as usize;
         let store = store.clone();
         let runner = runner.clone();
         let hard_stop = hard_stop.clone();
         let shutdown = shutdown.clone();
         let name = format!("{provider}@{instance}");
         monitor = monitor.register(move |_| {
-            let settings = BackendSettings::new(concurrency, shutdown.clone(), hard_stop.clone());
+            let settings =
+                BackendSettings::new(concurrency, prefetch, shutdown.clone(), hard_stop.clone());
             let backend = RedisBackend::new(kinds.clone(), store.clone(), settings);
             WorkerBuilder::new(name.clone())
                 .backend(backend)

@@ -4,7 +4,8 @@
 //! `RedisBackend` (leases and events stream on, as in production), concurrency 50, timed
 //! from worker start (enqueue done) until `queue_stats` counts all N succeeded (polled every
 //! 50 ms). Also the real `onboard-worker` process with `ONBOARD_STUB_PROVIDERS=true`
-//! (every job answered in-process, no HTTP), same N, concurrency 50. The peer:
+//! (every job answered in-process, no HTTP), same N, concurrency 50, claiming up to 50
+//! more ahead of its slots (`queue.prefetch`). The peer:
 //! apalis-redis with a no-op handler, concurrency 50, with its defaults and with locking
 //! (and acks) off.
 
@@ -21,6 +22,9 @@ use std::time::{Duration, Instant};
 /// 23,300-23,700 measured beside onboard on the development machine on 2026-12-02 (issue
 /// 19). The bench has no BullMQ of its own (it would need Node.js); its target is twice this.
 const BULLMQ_JOBS_PER_SEC: f64 = 23_500.0;
+
+/// Jobs `onboard-worker` claims ahead of its 50 slots (`queue.prefetch`).
+const PREFETCH: usize = 50;
 
 /// Runs the scenario.
 pub async fn run(quick: bool) -> anyhow::Result<Record> {
@@ -49,7 +53,10 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     // Ours, the worker process with stubbed providers.
     harness::flush(&redis).await?;
     harness::enqueue_chunks(&store, &jobs, 10_000).await?;
-    let env = harness::stub_worker_env(&redis, &[JobKind::CreateCustomer], 50);
+    let mut env = harness::stub_worker_env(&redis, &[JobKind::CreateCustomer], 50);
+    // Claims overlap the running jobs: up to PREFETCH more wait in the worker, their leases
+    // renewed (`queue.prefetch`; the stub providers have no rate limit, where it applies).
+    env.push(("ONBOARD_QUEUE__PREFETCH".into(), PREFETCH.to_string()));
     let start = Instant::now();
     let worker = harness::start_worker(&env)
         .await
@@ -101,6 +108,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     rec.ratio("in_process_vs_lock_off_ack_off", ours, peer_noack);
     rec.ratio("worker_process_vs_defaults", process, peer_default);
     rec.ratio("worker_process_vs_lock_off", process, peer_nolock);
+    rec.figure("worker_process_prefetch", PREFETCH as u64);
     rec.note("ours: timed from worker start (backlog already enqueued) to succeeded_total == N via queue_stats every 50 ms; the process figure is timed from its ready line");
     rec.note("peer: apalis-redis 1.0.0 cannot drain a pre-pushed backlog of more than about 8,000 tasks by itself: push_tasks puts every task in the scheduled set and fetch_next.lua promotes all due ones with one Lua unpack (\"too many results to unpack\"), which kills the worker on its first fetch; the bench promotes the backlog onto the active list (5,000 per round trip, untimed) before starting the peer worker");
     rec.note(format!(

@@ -4,6 +4,7 @@
 //! outcome; `poll_close` hands claimed jobs that never started straight back to the queue.
 
 use super::ack_layer::AckLayer;
+use super::claimed_ahead::hand_back;
 use super::fetcher::Fetcher;
 use super::outcome::OutcomePolicy;
 use super::slots::Slots;
@@ -13,7 +14,7 @@ use apalis_core::worker::context::WorkerContext;
 use futures::future::BoxFuture;
 use onboard_shared::jobs::JobKind;
 use onboard_shared::providers::Provider;
-use onboard_shared::queue::{Ack, ClaimedJob, JobStore};
+use onboard_shared::queue::{ClaimedJob, JobStore};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, watch};
@@ -31,6 +32,9 @@ pub struct BackendSettings {
     pub concurrency: usize,
     /// Most jobs claimed per fetch.
     pub batch: usize,
+    /// Most jobs claimed ahead of free slots (`queue.prefetch`; see
+    /// [`ClaimedAhead`](super::claimed_ahead::ClaimedAhead)).
+    pub prefetch: usize,
     /// Turns `true` when the process starts shutting down: claim nothing more.
     pub shutdown: watch::Receiver<bool>,
     /// Turns `true` when running jobs must stop and be handed back (shutdown deadline).
@@ -38,16 +42,19 @@ pub struct BackendSettings {
 }
 
 impl BackendSettings {
-    /// Settings for a worker of `concurrency` slots: claims at most 100 jobs per fetch
-    /// (one script call stays short), never more than the slots.
+    /// Settings for a worker of `concurrency` slots that claims up to `prefetch` jobs ahead
+    /// of them: at most 100 jobs per fetch (one script call stays short), never more than
+    /// the slots and what may wait ahead.
     pub fn new(
         concurrency: usize,
+        prefetch: usize,
         shutdown: watch::Receiver<bool>,
         hard_stop: watch::Receiver<bool>,
     ) -> Self {
         BackendSettings {
             concurrency,
-            batch: concurrency.min(100),
+            batch: (concurrency + prefetch).min(100),
+            prefetch,
             shutdown,
             hard_stop,
         }
@@ -92,6 +99,7 @@ impl RedisBackend {
             store: self.store.clone(),
             slots: self.slots.clone(),
             batch: self.settings.batch.max(1),
+            prefetch: self.settings.prefetch,
             tx,
             stop: self.stop.subscribe(),
             shutdown: self.settings.shutdown.clone(),
@@ -148,12 +156,7 @@ impl Backend for RedisBackend {
                 if let Some(mut rx) = rx {
                     rx.close();
                     while let Some(job) = rx.recv().await {
-                        if let Err(e) = store
-                            .ack(job.kind(), &job.id, &job.token, &Ack::Unstarted)
-                            .await
-                        {
-                            tracing::warn!(job_id = %job.id, error = %e, "could not hand a job back; its lease will expire");
-                        }
+                        hand_back(&store, &job).await;
                     }
                 }
             }));

@@ -3,6 +3,7 @@
 //!
 //! * [`backend`]: the apalis `Backend` of one queue ([`RedisBackend`]);
 //! * [`fetcher`]: the task that claims jobs into free slots;
+//! * [`claimed_ahead`]: jobs the fetcher claimed ahead of free slots (`queue.prefetch`);
 //! * [`idle_waiter`]: blocks on the notify list while the queue is empty;
 //! * [`live_waker`]: wakes a busy fetcher when a live job arrives;
 //! * [`slots`]: the concurrency slots the fetcher and the ack layer share;
@@ -13,6 +14,7 @@
 pub mod ack_batcher;
 pub mod ack_layer;
 pub mod backend;
+pub mod claimed_ahead;
 pub mod fetcher;
 pub mod idle_waiter;
 pub mod live_waker;

@@ -1,0 +1,137 @@
+//! Jobs claimed ahead of free slots (`queue.prefetch`), waiting in the fetcher for one.
+//!
+//! A draining worker whose slots are all busy claims the next jobs while they run, so the
+//! claim's round trip and Redis's work overlap the handlers, and claims come in larger
+//! batches. While a job waits here its lease is renewed every third of its length, as a
+//! running job's is; a job whose lease was lost meanwhile is dropped (another worker has
+//! it). When the worker stops, what still waits goes straight back to the queue as it was
+//! (`Ack::Unstarted`: no attempt counted, no "uncertain" mark).
+//!
+//! Live jobs wait at the front: a live job claimed behind bulk ones starts first.
+
+use super::slots::Slots;
+use onboard_shared::queue::{Ack, ClaimedJob, JobStore, Lane};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// See the module documentation.
+pub struct ClaimedAhead {
+    waiting: VecDeque<Waiting>,
+    limit: usize,
+    renew_every: Duration,
+}
+
+struct Waiting {
+    job: ClaimedJob,
+    renew_at: Instant,
+}
+
+impl ClaimedAhead {
+    /// Up to `limit` jobs (0: nothing is claimed ahead), whose leases of `lease_ms` are
+    /// renewed every third of it.
+    pub fn new(limit: usize, lease_ms: u64) -> Self {
+        ClaimedAhead {
+            waiting: VecDeque::new(),
+            limit,
+            renew_every: Duration::from_millis((lease_ms / 3).max(100)),
+        }
+    }
+
+    /// How many more may be claimed ahead.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.waiting.len())
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Adds one claim's jobs, in claim order: live ones ahead of every bulk job waiting.
+    pub fn add(&mut self, jobs: Vec<ClaimedJob>) {
+        let renew_at = Instant::now() + self.renew_every;
+        let (live, bulk): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.lane == Lane::Live);
+        for job in live.into_iter().rev() {
+            self.waiting.push_front(Waiting { job, renew_at });
+        }
+        for job in bulk {
+            self.waiting.push_back(Waiting { job, renew_at });
+        }
+    }
+
+    /// The next job to start.
+    pub fn take_next(&mut self) -> Option<ClaimedJob> {
+        self.waiting.pop_front().map(|w| w.job)
+    }
+
+    fn next_renewal(&self) -> Option<Instant> {
+        self.waiting.iter().map(|w| w.renew_at).min()
+    }
+
+    /// Resolves when a waiting job needs the fetcher: a slot beyond the `kept` ones is
+    /// free for it, or its lease is due for renewal. Never while none waits.
+    pub async fn needs_attention(&self, slots: &Slots, kept: usize) {
+        let Some(renew_at) = self.next_renewal() else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(renew_at) => {}
+            _ = async {
+                while slots.free() <= kept {
+                    slots.freed().await;
+                }
+            } => {}
+        }
+    }
+
+    /// Renews the leases due, if any. A lease lost meanwhile drops its job: another
+    /// worker holds it now. A failed renewal is tried again shortly.
+    pub async fn renew_due(&mut self, store: &JobStore) {
+        let now = Instant::now();
+        if self.next_renewal().is_none_or(|at| at > now) {
+            return;
+        }
+        let mut kept = VecDeque::with_capacity(self.waiting.len());
+        for mut w in std::mem::take(&mut self.waiting) {
+            if w.renew_at > now {
+                kept.push_back(w);
+                continue;
+            }
+            match store.renew(w.job.kind(), &w.job.id, &w.job.token).await {
+                Ok(true) => {
+                    metrics::counter!("onboard_worker_leases_renewed_total").increment(1);
+                    w.renew_at = Instant::now() + self.renew_every;
+                    kept.push_back(w);
+                }
+                Ok(false) => {
+                    tracing::warn!(job_id = %w.job.id, "lease lost while claimed ahead; another worker may run this job");
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %w.job.id, error = %e, "lease renewal failed; will retry");
+                    w.renew_at = Instant::now() + Duration::from_millis(100);
+                    kept.push_back(w);
+                }
+            }
+        }
+        self.waiting = kept;
+    }
+
+    /// Hands every waiting job back to the queue as it was.
+    pub async fn hand_back_all(&mut self, store: &JobStore) {
+        while let Some(job) = self.take_next() {
+            hand_back(store, &job).await;
+        }
+    }
+}
+
+/// Hands a claimed job that never started straight back to the queue, as it was (no
+/// attempt counted, no "uncertain" mark). On failure its lease expires instead.
+pub async fn hand_back(store: &JobStore, job: &ClaimedJob) {
+    if let Err(e) = store
+        .ack(job.kind(), &job.id, &job.token, &Ack::Unstarted)
+        .await
+    {
+        tracing::warn!(job_id = %job.id, error = %e, "could not hand a job back; its lease will expire");
+    }
+}
