@@ -12,13 +12,14 @@ use onboard_shared::config::Config;
 use onboard_shared::jobs::JobKind;
 use onboard_shared::providers::Provider;
 use onboard_shared::queue::{ClaimedJob, JobStore};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 /// One attempt of one job, inside a span carrying its id, kind and attempt (no payload:
 /// payloads hold phones, e-mails and passwords).
-async fn handle(job: ClaimedJob, runner: Data<Runner>) -> Result<JobOutcome, JobFailure> {
+async fn handle(job: ClaimedJob, runner: Data<Arc<Runner>>) -> Result<JobOutcome, JobFailure> {
     let span =
         tracing::info_span!("job", job_id = %job.id, kind = %job.kind(), attempt = job.attempt);
     async {
@@ -47,6 +48,9 @@ pub fn monitor(
     // The monitor's own limit only backs up our hard stop, which hands jobs back first.
     let mut monitor = Monitor::new().shutdown_timeout(grace + Duration::from_secs(5));
     let instance = format!("{}-{}", hostname(), std::process::id());
+    // apalis clones a task's data for every task: behind an Arc that is a count, where a
+    // Runner's clone copied each provider's credentials (and zeroed them on drop) per job.
+    let runner = Arc::new(runner);
     for provider in Provider::ALL {
         let kinds: Vec<JobKind> = JobKind::ALL
             .into_iter()

@@ -25,8 +25,8 @@ use slot_gate::SlotGate;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Everything a handler needs; one per worker process, shared by all jobs.
-#[derive(Clone)]
+/// Everything a handler needs; one per worker process, shared by all jobs (behind an
+/// `Arc`: see the launcher).
 pub struct Runner {
     iot: IotClient,
     tencentcloud: TencentCloudClient,

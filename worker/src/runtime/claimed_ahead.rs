@@ -135,3 +135,47 @@ pub async fn hand_back(store: &JobStore, job: &ClaimedJob) {
         tracing::warn!(job_id = %job.id, error = %e, "could not hand a job back; its lease will expire");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onboard_shared::jobs::{CreateCustomerJob, Job};
+    use onboard_shared::queue::CodePhase;
+
+    fn claimed(id: &str, lane: Lane) -> ClaimedJob {
+        ClaimedJob {
+            id: id.into(),
+            job: Job::CreateCustomer(CreateCustomerJob {
+                customer_id: id.into(),
+                country_code: "86".into(),
+                phone_number: "13900000000".into(),
+            }),
+            attempt: 1,
+            max_attempts: 10,
+            token: format!("t:{id}"),
+            uncertain: false,
+            phase: CodePhase::Send,
+            verify_code: None,
+            code_failures: 0,
+            lane,
+            slot: None,
+            waited_ms: 0,
+        }
+    }
+
+    #[test]
+    fn live_jobs_start_before_bulk_ones_claimed_earlier_and_order_holds_within_a_lane() {
+        let mut ahead = ClaimedAhead::new(8, 30_000);
+        ahead.add(vec![claimed("b1", Lane::Bulk), claimed("b2", Lane::Bulk)]);
+        assert_eq!(ahead.room(), 6);
+        ahead.add(vec![
+            claimed("l1", Lane::Live),
+            claimed("b3", Lane::Bulk),
+            claimed("l2", Lane::Live),
+        ]);
+        let order: Vec<String> = std::iter::from_fn(|| ahead.take_next().map(|j| j.id)).collect();
+        assert_eq!(order, ["l1", "l2", "b1", "b2", "b3"]);
+        assert!(ahead.is_empty());
+        assert_eq!(ahead.room(), 8);
+    }
+}
