@@ -6,6 +6,9 @@
 #   bash bench/redis-instructions.sh enqueue [ROWS]   # backfill ROWS create-customer rows (50,000)
 #   bash bench/redis-instructions.sh drain [ROWS]     # drain ROWS stubbed jobs, concurrency 50 (20,000)
 #
+# For the drain, REDIS_INSTRUCTIONS_PREFETCH=N has the worker claim up to N jobs ahead of its
+# slots (`queue.prefetch`, as the drain-stub bench does with 50).
+#
 # Prints Redis' instructions per job, counted from when the server answers (after start-up
 # and, for the drain, after loading its backlog), less those of an idle server's stop. Uses the
 # release binaries (cargo build --release -p onboard-producer --features cli -p onboard-worker first), or
@@ -68,8 +71,13 @@ else
   redis-cli -p "$port" save >/dev/null
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$fill" || true
+  # The worker's prefetch (`queue.prefetch`), when given: builds before it reject the setting.
+  prefetch=()
+  if [ -n "${REDIS_INSTRUCTIONS_PREFETCH:-}" ]; then
+    prefetch=("ONBOARD_QUEUE__PREFETCH=$REDIS_INSTRUCTIONS_PREFETCH")
+  fi
   drain() {
-    ONBOARD_STUB_PROVIDERS=true ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER=50 \
+    env "${prefetch[@]}" ONBOARD_STUB_PROVIDERS=true ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER=50 \
       ONBOARD_LIMITS__IOT=0 ONBOARD_METRICS_LISTEN=127.0.0.1:0 \
       "$bin/onboard-worker" >"$work/worker.log" 2>&1 &
     local worker=$!

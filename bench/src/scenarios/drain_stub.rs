@@ -18,10 +18,14 @@ use onboard_shared::jobs::{CreateCustomerJob, Job, JobKind};
 use onboard_shared::queue::EnqueueOptions;
 use std::time::{Duration, Instant};
 
-/// BullMQ 6.7's drain of 200,000 no-op jobs at concurrency 50, jobs/s: the middle of
-/// 23,300-23,700 measured beside onboard on the development machine on 2026-12-02 (issue
-/// 19). The bench has no BullMQ of its own (it would need Node.js); its target is twice this.
-const BULLMQ_JOBS_PER_SEC: f64 = 23_500.0;
+/// BullMQ 6.7's drain of 200,000 no-op jobs at concurrency 50 (completed jobs kept), as a
+/// share of the peer's drain without locking measured in the same sitting on the
+/// development machine: 23,500 against 25,100 jobs/s on 2026-12-02 (issue 19), 27,750
+/// against 30,640 on 2026-12-03 (BullMQ 6.7.6 run by hand beside two runs of this
+/// scenario). The bench runs no BullMQ (it would need Node.js), and this machine's pace
+/// moves by a factor of three between sittings, so the target is set from the peer in the
+/// same run: twice this share of it.
+const BULLMQ_PER_PEER_LOCK_OFF: f64 = 0.92;
 
 /// Jobs `onboard-worker` claims ahead of its 50 slots (`queue.prefetch`).
 const PREFETCH: usize = 50;
@@ -116,18 +120,19 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         peer::POLL.as_millis()
     ));
 
-    rec.figure("bullmq_jobs_per_sec_issue_19", BULLMQ_JOBS_PER_SEC);
+    let bullmq = BULLMQ_PER_PEER_LOCK_OFF * peer_nolock;
+    rec.figure("bullmq_estimated_jobs_per_sec", bullmq.round());
     rec.note(format!(
-        "target: twice BullMQ 6.7's {BULLMQ_JOBS_PER_SEC} jobs/s (concurrency 50, measured in another sitting on the development machine, issue 19; this bench runs no BullMQ), through onboard-worker with leases, events and acks on; the peer in this run is the in-run anchor"
+        "target: twice BullMQ 6.7 through onboard-worker with leases, events and acks on; BullMQ is estimated for this run as {BULLMQ_PER_PEER_LOCK_OFF} x the peer without locking (the share measured in two sittings where both ran; this bench runs no BullMQ)"
     ));
     let target = Target::new(
         "worker_process_stub_jobs_per_sec",
         ">=",
-        2.0 * BULLMQ_JOBS_PER_SEC,
-        "drain through onboard-worker >= 2x BullMQ with leases, events and acks on",
+        (2.0 * bullmq).round(),
+        "drain through onboard-worker >= 2x BullMQ (estimated from the peer in this run) with leases, events and acks on",
     );
     let summary = format!(
-        "{n} jobs, concurrency 50: ours in-process {} jobs/s, onboard-worker (stub providers) {} jobs/s; apalis-redis defaults {} jobs/s, lock off {} jobs/s, lock+ack off {} jobs/s; ratio onboard-worker/peer defaults {:.2}x, /lock off {:.2}x; BullMQ (issue 19's sitting) {} jobs/s, onboard-worker {:.2}x of it",
+        "{n} jobs, concurrency 50: ours in-process {} jobs/s, onboard-worker (stub providers) {} jobs/s; apalis-redis defaults {} jobs/s, lock off {} jobs/s, lock+ack off {} jobs/s; ratio onboard-worker/peer defaults {:.2}x, /lock off {:.2}x; BullMQ estimated at {BULLMQ_PER_PEER_LOCK_OFF}x the peer without locking: {} jobs/s, onboard-worker {:.2}x of it",
         fmt_num(ours),
         fmt_num(process),
         fmt_num(peer_default),
@@ -135,8 +140,8 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         fmt_num(peer_noack),
         times(process, peer_default),
         times(process, peer_nolock),
-        fmt_num(BULLMQ_JOBS_PER_SEC),
-        times(process, BULLMQ_JOBS_PER_SEC),
+        fmt_num(bullmq),
+        times(process, bullmq),
     );
     Ok(rec.finish(target, process, true, summary, wall.elapsed().as_secs_f64()))
 }
