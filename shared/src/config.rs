@@ -365,6 +365,9 @@ pub const NOT_CONFIG: [&str; 6] = [
     "USER_PASSWORD",
 ];
 
+/// The most jobs a worker may claim ahead of its slots (`queue.prefetch`), per provider.
+pub const MAX_PREFETCH: u32 = 1_000;
+
 /// A configuration that could not be loaded; the message names the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -384,7 +387,14 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Self::env());
-        figment.extract().map_err(|e| ConfigError(e.to_string()))
+        let cfg: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        if cfg.queue.prefetch > MAX_PREFETCH {
+            return Err(ConfigError(format!(
+                "queue.prefetch is {}, at most {MAX_PREFETCH}: jobs claimed ahead wait in one worker, held from every other",
+                cfg.queue.prefetch
+            )));
+        }
+        Ok(cfg)
     }
 
     fn env() -> Env {
@@ -509,6 +519,18 @@ mod tests {
             assert_eq!(cfg.limits.polyv, 100.0);
             assert_eq!(cfg.queue.max_attempts.get(JobKind::RegisterUser), 6);
             assert_eq!(cfg.iot.app_secret.expose(), "s3cret");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_prefetch_past_its_bound_is_refused_by_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ONBOARD_QUEUE__PREFETCH", "50");
+            assert_eq!(Config::load(None).expect("loads").queue.prefetch, 50);
+            jail.set_env("ONBOARD_QUEUE__PREFETCH", "1001");
+            let e = Config::load(None).expect_err("refused").to_string();
+            assert!(e.contains("queue.prefetch is 1001, at most 1000"), "{e}");
             Ok(())
         });
     }
