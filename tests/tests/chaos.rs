@@ -51,6 +51,49 @@ async fn kill_9_three_times_in_a_10k_mixed_run() {
     );
 }
 
+/// Two workers claiming ahead of their slots (`queue.prefetch`), one killed with SIGKILL
+/// mid-run: the jobs it held, running or waiting ahead, come back when their leases expire,
+/// and every customer is created exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_with_jobs_claimed_ahead_creates_none_twice() {
+    let redis = RedisServer::start();
+    let sandbox = Sandbox::start(&["--no-rate-limits"]);
+    sandbox.set_faults(serde_json::json!({"seed": 1, "latency_ms": 20}));
+    let opts = quick()
+        .env("ONBOARD_QUEUE__LEASE_MS", 1_500)
+        .env("ONBOARD_QUEUE__CONCURRENCY__CREATE_CUSTOMER", 20)
+        .env("ONBOARD_QUEUE__CONCURRENCY__BIND_DEVICES", 0)
+        .env("ONBOARD_QUEUE__PREFETCH", 40);
+    let p = producer(&redis).await;
+    let ids = enqueue_all(&p, (0..3_000).map(customer).collect()).await;
+    let mut doomed = Worker::start(&redis, &sandbox, opts.clone());
+    let _survivor = Worker::start(&redis, &sandbox, opts.clone());
+    wait_all(&p, &ids[600..=600], Duration::from_secs(120)).await;
+    doomed.kill9();
+    all_succeeded_each_created_once(&p, &ids, &sandbox, 3_000, 0).await;
+    let expired: u64 = p
+        .stats()
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.leases_expired)
+        .sum();
+    assert!(
+        expired > 0,
+        "the killed worker's leases expired and were recovered"
+    );
+    let attempts_over: Vec<_> = wait_all(&p, &ids, Duration::from_secs(10))
+        .await
+        .into_iter()
+        .filter(|s| s.attempts > 2)
+        .collect();
+    assert!(
+        attempts_over.is_empty(),
+        "a job ran more than twice: {:?}",
+        attempts_over.first()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_restarted_twice_loses_no_acknowledged_job() {
     let mut redis = RedisServer::start_with(true);
