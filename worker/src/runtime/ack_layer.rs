@@ -160,13 +160,19 @@ async fn wait_true(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// How often a held lease is renewed: every third of its length (at least every 100 ms),
+/// for a running job here and for one claimed ahead ([`super::claimed_ahead`]).
+pub(super) fn renewal_interval(lease_ms: u64) -> Duration {
+    Duration::from_millis((lease_ms / 3).max(100))
+}
+
 impl AckContext {
     /// Renews the lease every third of its length, while the handler runs and then while its
     /// outcome is being written; returns never (it parks once the lease is lost, leaving
     /// the handler or the write to finish; its ack will be refused as stale, and one written
     /// already ends the lease, so a renewal after it finds the lease gone).
     async fn renew_until_lost(&self, job: &ClaimedJob) {
-        let every = Duration::from_millis((self.store.config().queue.lease_ms / 3).max(100));
+        let every = renewal_interval(self.store.config().queue.lease_ms);
         loop {
             tokio::time::sleep(every).await;
             match self.store.renew(job.kind(), &job.id, &job.token).await {

@@ -9,6 +9,7 @@
 //!
 //! Live jobs wait at the front: a live job claimed behind bulk ones starts first.
 
+use super::ack_layer::renewal_interval;
 use super::slots::Slots;
 use onboard_shared::queue::{Ack, ClaimedJob, JobStore, Lane};
 use std::collections::VecDeque;
@@ -34,7 +35,7 @@ impl ClaimedAhead {
         ClaimedAhead {
             waiting: VecDeque::new(),
             limit,
-            renew_every: Duration::from_millis((lease_ms / 3).max(100)),
+            renew_every: renewal_interval(lease_ms),
         }
     }
 
