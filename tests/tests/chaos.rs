@@ -38,13 +38,7 @@ async fn kill_9_three_times_in_a_10k_mixed_run() {
     }
     let all: Vec<String> = customers.iter().chain(&others).cloned().collect();
     all_succeeded_each_created_once(&p, &all, &sandbox, 4_000, 4_000).await;
-    let expired: u64 = p
-        .stats()
-        .await
-        .unwrap()
-        .iter()
-        .map(|q| q.leases_expired)
-        .sum();
+    let expired = leases_expired(&p).await;
     assert!(
         expired > 0,
         "the kills left leases to expire, and they were recovered"
@@ -71,13 +65,7 @@ async fn kill_9_with_jobs_claimed_ahead_creates_none_twice() {
     wait_all(&p, &ids[600..=600], Duration::from_secs(120)).await;
     doomed.kill9();
     all_succeeded_each_created_once(&p, &ids, &sandbox, 3_000, 0).await;
-    let expired: u64 = p
-        .stats()
-        .await
-        .unwrap()
-        .iter()
-        .map(|q| q.leases_expired)
-        .sum();
+    let expired = leases_expired(&p).await;
     assert!(
         expired > 0,
         "the killed worker's leases expired and were recovered"
@@ -92,6 +80,16 @@ async fn kill_9_with_jobs_claimed_ahead_creates_none_twice() {
         "a job ran more than twice: {:?}",
         attempts_over.first()
     );
+}
+
+/// Leases expired and recovered, over every queue.
+async fn leases_expired(p: &onboard_producer::Producer) -> u64 {
+    p.stats()
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.leases_expired)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
