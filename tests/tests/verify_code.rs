@@ -131,6 +131,10 @@ async fn happy_path_through_the_cli() {
     assert!(!uin.is_empty(), "result carries the Uin: {:?}", done.result);
     let stats = sandbox.stats();
     assert_eq!(stats["creates"]["accounts"][mail_of(1)], 1, "{stats}");
+    // The code was a secret for one run: the success removes it from the record.
+    let record = onboard_shared::queue::keys::QueueKeys::new(JobKind::CreateAccount).job(&id);
+    let kept: bool = redis::Commands::hexists(&mut redis.connection(), &record, "code").unwrap();
+    assert!(!kept, "the verify code outlived the job's success");
 
     // The job is done: a second supply names its state and changes nothing.
     let out = cli(&redis.url(), &["verify-code", &id, &code]);

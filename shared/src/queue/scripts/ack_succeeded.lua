@@ -11,6 +11,11 @@
 -- the leases and one counter update per batch (and per source); per job one HMGET, one HSET (its history
 -- line included), its expiry and its event. It skips what a job does not have (a code, an idempotency key,
 -- dependents; see add_dependent.lua for the `deps` flag).
+--
+-- Each field read costs, found or not, so it reads only the fields this queue's jobs can
+-- have: a code only where jobs are handed one (create-account's verify phase), and the
+-- idempotency key only where it may be one written before the buckets, the only kind that
+-- expires with its job (idempotency.lua).
 local retention = ARGV[5]
 local n = tonumber(ARGV[6])
 local out = {}
@@ -18,11 +23,22 @@ local done = {}
 -- Successes per source, counted once per call.
 local per_source = {}
 check_queue_keys('leased')
+local fields = {'token', 'deps', 'source', 'history', 'uncertain'}
+local HANDED_A_CODE = {['create-account'] = true}
+local code_at, idem_at
+if HANDED_A_CODE[kind] then
+  fields[#fields + 1] = 'code'
+  code_at = #fields
+end
+if may_hold_older_idem() then
+  fields[#fields + 1] = 'idem'
+  idem_at = #fields
+end
 for i = 0, n - 1 do
   local base = 7 + i * 3
   local id = ARGV[base]
   local key = job_key(id)
-  local held = read_job(id, 'token', 'idem', 'code', 'deps', 'source', 'history', 'uncertain')
+  local held = read_job(id, unpack(fields))
   if not held then
     redis.call('ZREM', prefix .. 'leased', id)
     dead_wrong_type(id, 'an acknowledgement')
@@ -35,17 +51,17 @@ for i = 0, n - 1 do
     done[#done + 1] = id
     redis.call('HSET', key, 'token', '', 'updated_ms', now_text, 'state', 'succeeded',
       'result', ARGV[base + 2], 'finished_ms', now_text,
-      'history', history_with(held[6], history_line('succeeded')))
+      'history', history_with(held[4], history_line('succeeded')))
     -- Its outcome is known now. Most jobs never were uncertain: an absent field reads as 0,
     -- and a field not written is one fewer scan of the record.
-    if held[7] and held[7] ~= '0' then redis.call('HSET', key, 'uncertain', '0') end
-    if held[3] then redis.call('HDEL', key, 'code') end
-    if held[5] then per_source[held[5]] = (per_source[held[5]] or 0) + 1 end
+    if held[5] and held[5] ~= '0' then redis.call('HSET', key, 'uncertain', '0') end
+    if code_at and held[code_at] then redis.call('HDEL', key, 'code') end
+    if held[3] then per_source[held[3]] = (per_source[held[3]] or 0) + 1 end
     redis.call('EXPIRE', key, retention)
-    idem_expire(held[2], retention)
+    if idem_at then idem_expire(held[idem_at], retention) end
     stream_event(id, 'succeeded')
     out[#out + 1] = 'succeeded'
-    if held[4] then
+    if held[2] then
       local deps_key = prefix .. 'deps:' .. id
       local deps = redis.call('SMEMBERS', deps_key)
       redis.call('DEL', deps_key)

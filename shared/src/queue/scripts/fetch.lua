@@ -270,7 +270,7 @@ for _, run in ipairs(chosen) do
         'history', history_line('running', 'attempt', '1'), 'idem', p[4], 'source', source,
         'payload', p[1], 'attempts', '1', 'max_attempts', p[2], 'created_ms', p[3],
         'started_ms', now_text, 'lane', lane)
-      row = {id, p[1], '1', p[2], token, '0', '', '', '0', whole(p[3], now) or now}
+      row = {id, p[1], '1', p[2], token, '0', '', '', '0', tonumber(p[3])}
     else
       local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
         'uncertain', 'phase', 'code', 'code_failures', 'created_ms', 'history')
