@@ -2,7 +2,7 @@
 //! 3+3 cluster with TEST_REDIS=cluster): dead letters grouped by error code and acted on a
 //! group at a time, each job's history, paged listings that cover a queue exactly once,
 //! finding a job by its natural key through the hashed idempotency index, and cancelling
-//! one job that has not started.
+//! one job that has not started, and when each job last changed.
 
 use onboard_shared::config::{Config, Profile};
 use onboard_shared::jobs::*;
@@ -294,4 +294,62 @@ async fn a_job_is_found_by_its_natural_key_and_a_pending_one_can_be_cancelled() 
     // Its key was released: the same work can be enqueued again.
     let again = enqueue(&s, &["n0".to_string()], "b2").await;
     assert_ne!(again[0], ids[0]);
+}
+
+/// A claim writes only `started_ms` and a success only `finished_ms`; the status and the
+/// console's rows still say when a job last changed.
+#[tokio::test]
+async fn a_job_shows_its_last_change_while_it_runs_and_after_it_succeeds() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let id = enqueue(&s, &names(1, "t"), "batch_t").await.remove(0);
+    let queued = s.status(&id, false).await.unwrap();
+    let row_of = |state: Listed| JobFilter {
+        kind: JobKind::CreateCustomer,
+        state,
+        lane: None,
+        source: None,
+    };
+
+    let job = s
+        .fetch(JobKind::CreateCustomer, 1, "t")
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    let running = s.status(&id, false).await.unwrap();
+    assert_eq!(running.state, JobState::Running);
+    assert!(
+        running.updated_ms >= queued.created_ms && running.updated_ms > 0,
+        "a running job changed when it was claimed: {running:?}"
+    );
+    let page = s
+        .list_jobs(&row_of(Listed::Running), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.rows.len(), 1);
+    assert_eq!(
+        page.rows[0].updated_ms, running.updated_ms,
+        "{:?}",
+        page.rows[0]
+    );
+
+    let result = serde_json::json!({"status": "OK"});
+    s.ack_succeeded(JobKind::CreateCustomer, &[(&job.id, &job.token, &result)])
+        .await
+        .unwrap();
+    let done = s.status(&id, false).await.unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert!(
+        done.updated_ms >= running.updated_ms,
+        "a succeeded job changed when it succeeded: {done:?} after {running:?}"
+    );
+    let mut conn = redis.connection();
+    let finished: u64 = redis::Commands::hget(
+        &mut conn,
+        onboard_shared::queue::keys::QueueKeys::new(JobKind::CreateCustomer).job(&id),
+        "finished_ms",
+    )
+    .unwrap();
+    assert_eq!(done.updated_ms, finished);
 }

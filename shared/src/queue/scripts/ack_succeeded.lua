@@ -49,7 +49,8 @@ for i = 0, n - 1 do
     out[#out + 1] = 0
   else
     done[#done + 1] = id
-    redis.call('HSET', key, 'token', '', 'updated_ms', now_text, 'state', 'succeeded',
+    -- `finished_ms` stands for `updated_ms` (see last_change in job_rows.lua).
+    redis.call('HSET', key, 'token', '', 'state', 'succeeded',
       'result', ARGV[base + 2], 'finished_ms', now_text,
       'history', history_with(held[4], history_line('succeeded')))
     -- Its outcome is known now. Most jobs never were uncertain: an absent field reads as 0,

@@ -265,8 +265,9 @@ for _, run in ipairs(chosen) do
       -- A record is a listpack: each field set or read is found by a scan from its head.
       -- The fields the acknowledgement reads and writes come first. A fresh job writes no
       -- `parent` or `run_at_ms`: absent reads as no parent, and `run_at_ms` is read only in
-      -- the scheduled states, which write it.
-      redis.call('HSET', key, 'token', token, 'state', 'running', 'updated_ms', now_text,
+      -- the scheduled states, which write it. Nor `updated_ms`: `started_ms` stands for it
+      -- (see last_change in job_rows.lua).
+      redis.call('HSET', key, 'token', token, 'state', 'running',
         'history', history_line('running', 'attempt', '1'), 'idem', p[4], 'source', source,
         'payload', p[1], 'attempts', '1', 'max_attempts', p[2], 'created_ms', p[3],
         'started_ms', now_text, 'lane', lane)
@@ -287,7 +288,7 @@ for _, run in ipairs(chosen) do
         else
           attempts = string.format('%d', attempts + 1)
           redis.call('HSET', key, 'state', 'running', 'attempts', attempts, 'token', token,
-            'started_ms', now_text, 'updated_ms', now_text,
+            'started_ms', now_text,
             'history', history_with(f[10], history_line('running', 'attempt', attempts)))
           row = {id, f[2] or '', attempts, f[4], token, f[5] or '0', f[6] or '', f[7] or '',
             f[8] or '0', whole(f[9], now) or now}

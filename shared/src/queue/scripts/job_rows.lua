@@ -6,18 +6,32 @@
 -- entry, 'malformed' when the record is not a hash), attempts, max_attempts, created_ms,
 -- updated_ms, lane, source, error (the JSON error record, or '').
 local out = {}
+
+-- When a record last changed: the latest of its `updated_ms`, `started_ms` and
+-- `finished_ms`. A claim writes only `started_ms` and a success only `finished_ms`, both
+-- "now": the two writes every job makes have one field less to write and to scan past
+-- (store/admin.rs reads a whole record the same way).
+local function last_change(updated, started, finished)
+  local latest = 0
+  for _, at in ipairs({updated, started, finished}) do
+    local ms = whole(at, 0)
+    if ms and ms > latest then latest = ms end
+  end
+  return string.format('%d', latest)
+end
+
 local function row(...)
   for _, v in ipairs({...}) do out[#out + 1] = v end
 end
 for i = 5, #ARGV do
   local id = ARGV[i]
   local f = read_job(id, 'state', 'attempts', 'max_attempts', 'created_ms', 'updated_ms',
-    'lane', 'source', 'error')
+    'lane', 'source', 'error', 'started_ms', 'finished_ms')
   if not f then
     row(id, 'malformed', '0', '0', '0', '0', '', '', '')
   elseif f[1] then
-    row(id, f[1], f[2] or '0', f[3] or '0', f[4] or '0', f[5] or '0', f[6] or '', f[7] or '',
-      f[8] or '')
+    row(id, f[1], f[2] or '0', f[3] or '0', f[4] or '0', last_change(f[5], f[9], f[10]),
+      f[6] or '', f[7] or '', f[8] or '')
   else
     local entry = redis.pcall('HGET', prefix .. 'pending', id)
     if type(entry) == 'string' then

@@ -98,7 +98,12 @@ impl JobStore {
             throttles: num("throttles").unwrap_or(0) as u32,
             code_failures: num("code_failures").unwrap_or(0) as u32,
             created_ms: num("created_ms").unwrap_or(0),
-            updated_ms: num("updated_ms").unwrap_or(0),
+            // A claim writes only `started_ms` and a success only `finished_ms` (job_rows.lua).
+            updated_ms: ["updated_ms", "started_ms", "finished_ms"]
+                .into_iter()
+                .filter_map(num)
+                .max()
+                .unwrap_or(0),
             run_at_ms: matches!(state, JobState::RetryScheduled | JobState::Scheduled)
                 .then(|| num("run_at_ms"))
                 .flatten(),
