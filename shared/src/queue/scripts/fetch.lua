@@ -238,6 +238,7 @@ local function batch_cancelled(source)
 end
 
 local position = 0
+local lease_deadline = string.format('%d', now + lease_ms)
 -- An id listed twice (a ready list may hold a stale copy) is claimed once: its pending
 -- entry was read for the whole run, before its first copy took it.
 local seen = {}
@@ -298,12 +299,16 @@ for _, run in ipairs(chosen) do
     end
     seen[id] = true
     if row then
-      local delay = 0
+      -- Without a limit every job of the claim has the same lease deadline and no delay:
+      -- formatted once, not per job.
+      local delay, delay_text, deadline = 0, '0', lease_deadline
       if slot then
         delay = math.max(0, slot_time(slot, rate, guard) - now_us)
+        delay_text = string.format('%d', delay)
+        deadline = string.format('%d', now + math.floor(delay / 1000) + lease_ms)
         slot = slot_after(slot, rate)
       end
-      leases[#leases + 1] = string.format('%d', now + math.floor(delay / 1000) + lease_ms)
+      leases[#leases + 1] = deadline
       leases[#leases + 1] = id
       stream_event(id, 'running', 'attempt', row[3])
       started[k] = (started[k] or 0) + 1
@@ -311,7 +316,7 @@ for _, run in ipairs(chosen) do
       -- `#out` searches for the table's end; a running count does not.
       for i = 1, 9 do out[width + i] = row[i] end
       out[width + 10] = lane
-      out[width + 11] = string.format('%d', delay)
+      out[width + 11] = delay_text
       out[width + 12] = math.max(0, now - row[10])
       width = width + 12
     end

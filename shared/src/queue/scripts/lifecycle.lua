@@ -20,7 +20,10 @@ local function parse_pending(rec)
   if not b then return {'', '1', now_text, ''} end
   local max_attempts = string.sub(rec, 1, a - 1)
   local created = string.sub(rec, a + 1, b - 1)
-  if not whole(max_attempts) or not whole(created) then return {'', '1', now_text, ''} end
+  -- Digits only (our enqueue writes no other form): a pattern costs less than tonumber.
+  if not string.find(max_attempts, '^%d+$') or not string.find(created, '^%d+$') then
+    return {'', '1', now_text, ''}
+  end
   local flag = string.byte(rec, b + 1)
   if flag == 45 then return {string.sub(rec, b + 2), max_attempts, created, ''} end
   if flag == 35 and #rec >= b + 17 then
