@@ -6,6 +6,7 @@
 //! exit code is non-zero when a scenario could not run; a missed target is not an error
 //! (it reads `"met": false` in the record and `MISSED` in the summary line).
 
+mod bullmq;
 mod harness;
 mod ours;
 mod peer;
