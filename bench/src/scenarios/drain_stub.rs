@@ -5,10 +5,10 @@
 //! from worker start (enqueue done) until `queue_stats` counts all N succeeded (polled every
 //! 50 ms). Also the real `onboard-worker` process with `ONBOARD_STUB_PROVIDERS=true`
 //! (every job answered in-process, no HTTP), same N, concurrency 50, claiming up to 50
-//! more ahead of its slots (`queue.prefetch`). The peer:
-//! apalis-redis with a no-op handler, concurrency 50, with its defaults and with locking
-//! (and acks) off; and BullMQ (`bench/bullmq/drain.mjs`, see `crate::bullmq`), the peer of
-//! issue 19's target, when Node.js is here to run it.
+//! more ahead of its slots (`queue.prefetch`), each time followed by BullMQ
+//! (`bench/bullmq/drain.mjs`, see `crate::bullmq`), the peer of issue 19's target: twice at
+//! full size, and the round least in our favour is judged. The other peer: apalis-redis with
+//! a no-op handler, concurrency 50, with its defaults and with locking (and acks) off.
 
 use crate::bullmq;
 use crate::harness::{self, rate};
@@ -54,28 +54,46 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     let ours = rate(n as u64, took?);
     rec.figure("in_process_jobs_per_sec", ours.round());
 
-    // Ours, the worker process with stubbed providers.
-    harness::flush(&redis).await?;
-    harness::enqueue_chunks(&store, &jobs, 10_000).await?;
-    let mut env = harness::stub_worker_env(&redis, &[JobKind::CreateCustomer], 50);
-    // Claims overlap the running jobs: up to PREFETCH more wait in the worker, their leases
-    // renewed (`queue.prefetch`; the stub providers have no rate limit, where it applies).
-    env.push(("ONBOARD_QUEUE__PREFETCH".into(), PREFETCH.to_string()));
-    let start = Instant::now();
-    let worker = harness::start_worker(&env)
-        .await
-        .context("start onboard-worker (stub providers)")?;
-    let took = harness::wait_succeeded(&store, JobKind::CreateCustomer, n as u64, timeout)
-        .await
-        .with_context(|| format!("onboard-worker log:\n{}", worker.log_tail()))?;
-    let spawn_to_ready = start.elapsed() - took;
-    drop(worker);
-    let process = rate(n as u64, took);
-    rec.figure("worker_process_stub_jobs_per_sec", process.round());
-    rec.figure(
-        "worker_process_spawn_to_ready_secs",
-        spawn_to_ready.as_secs_f64(),
-    );
+    // Ours, the worker process with stubbed providers, each time followed at once by
+    // BullMQ on the same server and payloads: this machine's pace moves within a run, so
+    // the two are measured side by side, twice at full size, and the round least in our
+    // favour is the one judged.
+    let rounds = if quick { 1 } else { 2 };
+    let mut paired: Vec<(f64, f64)> = Vec::new();
+    let mut bullmq_missing = None;
+    for round in 1..=rounds {
+        let (process, spawn_to_ready) =
+            worker_process_drain(&redis, &store, &jobs, timeout).await?;
+        rec.figure(
+            &format!("worker_process_round_{round}_jobs_per_sec"),
+            process.round(),
+        );
+        rec.figure(
+            "worker_process_spawn_to_ready_secs",
+            spawn_to_ready.as_secs_f64(),
+        );
+        harness::flush(&redis).await?;
+        match bullmq::drain(&redis.url(), n, timeout).await {
+            Ok(drained) => {
+                rec.peer(
+                    &format!("bullmq_round_{round}_jobs_per_sec"),
+                    drained.jobs_per_sec.round(),
+                );
+                if round == 1 {
+                    rec.note(format!(
+                        "BullMQ {}: addBulk of the same payloads (10,000 a call, untimed), a Worker with a no-op processor at concurrency 50, completed jobs kept; timed from the first job processed to the last `completed` event (bench/bullmq/drain.mjs), run right after onboard-worker in each round",
+                        drained.bullmq
+                    ));
+                }
+                paired.push((process, drained.jobs_per_sec));
+            }
+            Err(e) => {
+                bullmq_missing = Some((process, e));
+                break;
+            }
+        }
+        harness::flush(&redis).await?;
+    }
     drop(jobs);
 
     // The peer.
@@ -110,8 +128,6 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
     rec.ratio("in_process_vs_defaults", ours, peer_default);
     rec.ratio("in_process_vs_lock_off", ours, peer_nolock);
     rec.ratio("in_process_vs_lock_off_ack_off", ours, peer_noack);
-    rec.ratio("worker_process_vs_defaults", process, peer_default);
-    rec.ratio("worker_process_vs_lock_off", process, peer_nolock);
     rec.figure("worker_process_prefetch", PREFETCH as u64);
     rec.note("ours: timed from worker start (backlog already enqueued) to succeeded_total == N via queue_stats every 50 ms; the process figure is timed from its ready line");
     rec.note("peer: apalis-redis 1.0.0 cannot drain a pre-pushed backlog of more than about 8,000 tasks by itself: push_tasks puts every task in the scheduled set and fetch_next.lua promotes all due ones with one Lua unpack (\"too many results to unpack\"), which kills the worker on its first fetch; the bench promotes the backlog onto the active list (5,000 per round trip, untimed) before starting the peer worker");
@@ -120,31 +136,35 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         peer::POLL.as_millis()
     ));
 
-    // The second peer, BullMQ, on the same server and payloads.
-    harness::flush(&redis).await?;
-    let (bullmq_rate, how) = match bullmq::drain(&redis.url(), n, timeout).await {
-        Ok(drained) => {
-            rec.peer("bullmq_jobs_per_sec", drained.jobs_per_sec.round());
-            rec.note(format!(
-                "BullMQ {}: addBulk of the same payloads (10,000 a call, untimed), a Worker with a no-op processor at concurrency 50, completed jobs kept; timed from the first job processed to the last `completed` event (bench/bullmq/drain.mjs)",
-                drained.bullmq
-            ));
-            rec.ratio("worker_process_vs_bullmq", process, drained.jobs_per_sec);
-            (drained.jobs_per_sec, "measured in this run".to_string())
-        }
-        Err(e) => {
+    // The round least in our favour, or the estimate where BullMQ could not run.
+    let (process, bullmq_rate, how) = match bullmq_missing {
+        Some((process, e)) => {
             let estimate = BULLMQ_PER_PEER_LOCK_OFF * peer_nolock;
             rec.figure("bullmq_estimated_jobs_per_sec", estimate.round());
             rec.note(format!(
                 "BullMQ not run ({e:#}): estimated as {BULLMQ_PER_PEER_LOCK_OFF} x the peer without locking"
             ));
-            (
-                estimate,
-                format!("estimated at {BULLMQ_PER_PEER_LOCK_OFF}x the peer without locking"),
-            )
+            let how = format!("estimated at {BULLMQ_PER_PEER_LOCK_OFF}x the peer without locking");
+            (process, estimate, how)
+        }
+        None => {
+            let (process, bullmq_rate) = paired
+                .iter()
+                .copied()
+                .min_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)))
+                .context("no round ran")?;
+            rec.peer("bullmq_jobs_per_sec", bullmq_rate.round());
+            let how = format!(
+                "measured in this run ({} round(s), the one least in our favour)",
+                paired.len()
+            );
+            (process, bullmq_rate, how)
         }
     };
-    harness::flush(&redis).await?;
+    rec.figure("worker_process_stub_jobs_per_sec", process.round());
+    rec.ratio("worker_process_vs_bullmq", process, bullmq_rate);
+    rec.ratio("worker_process_vs_defaults", process, peer_default);
+    rec.ratio("worker_process_vs_lock_off", process, peer_nolock);
     let target = Target::new(
         "worker_process_stub_jobs_per_sec",
         ">=",
@@ -164,4 +184,31 @@ pub async fn run(quick: bool) -> anyhow::Result<Record> {
         times(process, bullmq_rate),
     );
     Ok(rec.finish(target, process, true, summary, wall.elapsed().as_secs_f64()))
+}
+
+/// Drains `jobs` through an `onboard-worker` process with stubbed providers, concurrency 50
+/// and `PREFETCH`: its rate from its ready line to the last success, and how long it took
+/// from spawn to ready.
+async fn worker_process_drain(
+    redis: &harness::RedisServer,
+    store: &onboard_shared::queue::JobStore,
+    jobs: &[(Job, EnqueueOptions)],
+    timeout: Duration,
+) -> anyhow::Result<(f64, Duration)> {
+    harness::flush(redis).await?;
+    harness::enqueue_chunks(store, jobs, 10_000).await?;
+    let mut env = harness::stub_worker_env(redis, &[JobKind::CreateCustomer], 50);
+    // Claims overlap the running jobs: up to PREFETCH more wait in the worker, their leases
+    // renewed (`queue.prefetch`; the stub providers have no rate limit, where it applies).
+    env.push(("ONBOARD_QUEUE__PREFETCH".into(), PREFETCH.to_string()));
+    let start = Instant::now();
+    let worker = harness::start_worker(&env)
+        .await
+        .context("start onboard-worker (stub providers)")?;
+    let took = harness::wait_succeeded(store, JobKind::CreateCustomer, jobs.len() as u64, timeout)
+        .await
+        .with_context(|| format!("onboard-worker log:\n{}", worker.log_tail()))?;
+    let spawn_to_ready = start.elapsed() - took;
+    drop(worker);
+    Ok((rate(jobs.len() as u64, took), spawn_to_ready))
 }
