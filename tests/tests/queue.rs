@@ -222,6 +222,52 @@ fn assert_clear_text_absent(stored: &[u8]) {
     assert!(!text.contains("alice"), "e-mail stored in clear");
 }
 
+/// Redis's clock, in Unix milliseconds.
+fn redis_now_ms(conn: &mut impl redis::ConnectionLike) -> u64 {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(conn).unwrap();
+    secs * 1000 + micros / 1000
+}
+
+/// Returns once Redis's clock reads `at_ms` or later.
+fn await_redis_clock(conn: &mut impl redis::ConnectionLike, at_ms: u64) {
+    while redis_now_ms(conn) < at_ms {
+        std::thread::yield_now();
+    }
+}
+
+/// A claimed job says how long it waited since its enqueue, on Redis's clock: a fresh job
+/// (from its pending entry) and a retried one (from its record) alike.
+#[tokio::test]
+async fn a_claimed_job_tells_how_long_it_waited_since_its_enqueue() {
+    let redis = RedisServer::start();
+    let s = store(&redis).await;
+    let mut conn = redis.connection();
+    let e = enqueue_c1(&s).await;
+    let created = s.status(&e.id, false).await.unwrap().created_ms;
+    for attempt in 1..=2u32 {
+        let waited_at_least = 40 * u64::from(attempt);
+        await_redis_clock(&mut conn, created + waited_at_least);
+        let got = s.fetch(JobKind::CreateCustomer, 1, "t").await.unwrap();
+        let claimed_by = redis_now_ms(&mut conn);
+        let j = &got.jobs[0];
+        assert_eq!(j.attempt, attempt);
+        assert!(
+            (waited_at_least..=claimed_by - created).contains(&j.waited_ms),
+            "attempt {attempt} waited {} ms, between {waited_at_least} and {}",
+            j.waited_ms,
+            claimed_by - created
+        );
+        let retry = Ack::Retry {
+            delay_ms: 0,
+            error: err("InternalError"),
+            uncertain: false,
+        };
+        s.ack(JobKind::CreateCustomer, &j.id, &j.token, &retry)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn retries_count_attempts_and_end_dead() {
     let redis = RedisServer::start();

@@ -51,19 +51,20 @@ const FETCH_ROW_LEN: usize = 12;
 
 impl FetchReply {
     pub(in crate::queue) fn decode(reply: &[Value]) -> Result<FetchReply, QueueError> {
-        let [wait, held_back, n, rows @ ..] = reply else {
+        let [wait, held_back, n, now_ms, rows @ ..] = reply else {
             return Err(protocol("fetch reply too short"));
         };
         let n = value_u64(n)? as usize;
         if rows.len() != n * FETCH_ROW_LEN {
             return Err(protocol("fetch reply length"));
         }
+        let now_ms = value_u64(now_ms)?;
         Ok(FetchReply {
             wait_ms: value_u64(wait)?,
             held_back: value_u64(held_back)? == 1,
             rows: rows
                 .chunks(FETCH_ROW_LEN)
-                .map(FetchedRow::decode)
+                .map(|row| FetchedRow::decode(row, now_ms))
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -72,8 +73,10 @@ impl FetchReply {
 impl FetchedRow {
     /// The order `fetch.lua` writes a claimed job's fields in. A job whose id or token is
     /// unreadable fails the reply (a bug); any other bad field makes that job malformed.
-    fn decode(f: &[Value]) -> Result<Result<FetchedRow, MalformedRow>, QueueError> {
-        let [id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures, lane, delay, waited] =
+    /// `now_ms` is Redis's clock at the claim: a job's wait is reckoned here from its
+    /// creation time, on that clock (an unreadable creation time counts as no wait).
+    fn decode(f: &[Value], now_ms: u64) -> Result<Result<FetchedRow, MalformedRow>, QueueError> {
+        let [id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures, lane, delay, created] =
             f
         else {
             return Err(protocol("fetch row length"));
@@ -102,7 +105,7 @@ impl FetchedRow {
                     .and_then(|l| l.parse().ok())
                     .unwrap_or(Lane::Live),
                 delay_us: value_u64(delay).unwrap_or(0),
-                waited_ms: value_u64(waited).unwrap_or(0),
+                waited_ms: value_u64(created).map_or(0, |c| now_ms.saturating_sub(c)),
                 id: id.clone(),
                 token: token.clone(),
             })

@@ -398,18 +398,23 @@ mod tests {
                 s("0"),
                 s("bulk"),
                 Value::Int(40),
-                Value::Int(1000),
+                s("1733300000000"),
             ]
         };
-        let mut reply = vec![Value::Int(5), Value::Int(0), Value::Int(2)];
+        let mut reply = vec![
+            Value::Int(5),
+            Value::Int(0),
+            Value::Int(2),
+            s("1733300001500"),
+        ];
         reply.extend(row("1"));
         reply.extend(row("x"));
         let fetched = FetchReply::decode(&reply).unwrap();
         assert_eq!(fetched.wait_ms, 5);
         let first = fetched.rows[0].as_ref().unwrap();
         assert_eq!(
-            (first.attempt, first.lane, first.delay_us),
-            (1, Lane::Bulk, 40)
+            (first.attempt, first.lane, first.delay_us, first.waited_ms),
+            (1, Lane::Bulk, 40, 1500)
         );
         let bad = fetched.rows[1].as_ref().unwrap_err();
         assert_eq!((bad.id.as_str(), bad.token.as_str()), ("cust_1", "tok"));

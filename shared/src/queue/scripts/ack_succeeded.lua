@@ -34,6 +34,7 @@ if may_hold_older_idem() then
   fields[#fields + 1] = 'idem'
   idem_at = #fields
 end
+local succeeded_line = history_line('succeeded')
 for i = 0, n - 1 do
   local base = 7 + i * 3
   local id = ARGV[base]
@@ -52,7 +53,7 @@ for i = 0, n - 1 do
     -- `finished_ms` stands for `updated_ms` (see last_change in job_rows.lua).
     redis.call('HSET', key, 'token', '', 'state', 'succeeded',
       'result', ARGV[base + 2], 'finished_ms', now_text,
-      'history', history_with(held[4], history_line('succeeded')))
+      'history', history_with(held[4], succeeded_line))
     -- Its outcome is known now. Most jobs never were uncertain: an absent field reads as 0,
     -- and a field not written is one fewer scan of the record.
     if held[5] and held[5] ~= '0' then redis.call('HSET', key, 'uncertain', '0') end

@@ -17,12 +17,13 @@
 -- It counts what it claims: each kind's `started` counter and the limit's used slots.
 --
 -- Returns {wait_ms, held_back (1 when the limit, not a lack of work, stopped the claim), n,
--- then 12 values per job:
+-- now_ms (Redis's clock at the claim), then 12 values per job:
 --   id, payload, attempts, max_attempts, token, uncertain, phase, code, code_failures,
---   lane, delay_us (until its reserved request slot), waited_ms (since it was enqueued)}
+--   lane, delay_us (until its reserved request slot), created_ms (when it was enqueued)}
 -- where wait_ms is 0 when the caller should claim again at once, else how long it may sleep
 -- before something here falls due or the limit admits another request (at most a second),
--- on Redis's clock.
+-- on Redis's clock. The caller reckons how long each job waited (now_ms - created_ms): a
+-- `tonumber` per job here costs Redis more than the rest of the job's reply.
 local batch = tonumber(ARGV[5])
 local lease_ms = tonumber(ARGV[6])
 local token_prefix = ARGV[7]
@@ -223,9 +224,9 @@ redis.call('HSET', lanes_key, 'live_since_bulk', string.format('%d', live_since_
 -- 5. Claim them. A job of a cancelled batch is cancelled instead; a record that cannot be
 -- used is dead-lettered; each job claimed takes the next request slot. Each run's pending
 -- entries are read and removed, and its leases written, with one command each.
--- The reply: its head (three values, filled in at the end), then 12 values per job.
-local out = {0, 0, 0}
-local width = 3
+-- The reply: its head (four values, filled in at the end), then 12 values per job.
+local out = {0, 0, 0, now_text}
+local width = 4
 local n = 0
 local cancelled_sources = {}
 local started = {}
@@ -239,6 +240,8 @@ end
 
 local position = 0
 local lease_deadline = string.format('%d', now + lease_ms)
+-- Every fresh job's record starts with the same history line.
+local first_running = history_line('running', 'attempt', '1')
 -- An id listed twice (a ready list may hold a stale copy) is claimed once: its pending
 -- entry was read for the whole run, before its first copy took it.
 local seen = {}
@@ -269,10 +272,10 @@ for _, run in ipairs(chosen) do
       -- the scheduled states, which write it. Nor `updated_ms`: `started_ms` stands for it
       -- (see last_change in job_rows.lua).
       redis.call('HSET', key, 'token', token, 'state', 'running',
-        'history', history_line('running', 'attempt', '1'), 'idem', p[4], 'source', source,
+        'history', first_running, 'idem', p[4], 'source', source,
         'payload', p[1], 'attempts', '1', 'max_attempts', p[2], 'created_ms', p[3],
         'started_ms', now_text, 'lane', lane)
-      row = {id, p[1], '1', p[2], token, '0', '', '', '0', tonumber(p[3])}
+      row = {id, p[1], '1', p[2], token, '0', '', '', '0', p[3]}
     else
       local f = read_job(id, 'state', 'payload', 'attempts', 'max_attempts',
         'uncertain', 'phase', 'code', 'code_failures', 'created_ms', 'history')
@@ -292,7 +295,7 @@ for _, run in ipairs(chosen) do
             'started_ms', now_text,
             'history', history_with(f[10], history_line('running', 'attempt', attempts)))
           row = {id, f[2] or '', attempts, f[4], token, f[5] or '0', f[6] or '', f[7] or '',
-            f[8] or '0', whole(f[9], now) or now}
+            f[8] or '0', f[9] or now_text}
         end
       end
       -- Any other state: a stale ready entry for a job that has moved on; drop it.
@@ -317,7 +320,7 @@ for _, run in ipairs(chosen) do
       for i = 1, 9 do out[width + i] = row[i] end
       out[width + 10] = lane
       out[width + 11] = delay_text
-      out[width + 12] = math.max(0, now - row[10])
+      out[width + 12] = row[10]
       width = width + 12
     end
   end
