@@ -1,10 +1,10 @@
 //! Our in-process worker, built exactly like `worker/src/launcher.rs` builds one per kind:
 //! a `RedisBackend` (per-job leases, events stream, blocking wake-up when idle) under
-//! `.concurrency(Slots::worker_tasks(n)).catch_panic().parallelize(tokio::spawn)`, with a no-op handler.
+//! `.concurrency(Slots::worker_tasks(n)).catch_panic()` (its jobs run inside the worker's
+//! task, see the launcher), with a no-op handler.
 
 use crate::probe::{until, Probe, Running};
 use apalis::prelude::*;
-use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use onboard_shared::jobs::JobKind;
 use onboard_shared::queue::{ClaimedJob, JobStore, Lane};
 use onboard_worker::runtime::{BackendSettings, JobFailure, JobOutcome, RedisBackend};
@@ -34,7 +34,6 @@ pub fn start_worker(store: &JobStore, kind: JobKind, concurrency: usize, probe: 
             concurrency,
         ))
         .catch_panic()
-        .parallelize(tokio::spawn)
         .data(probe)
         .build(noop);
     Running::spawn(move |stop| async move {
