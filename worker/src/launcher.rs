@@ -6,9 +6,10 @@
 //! (apalis's `parallelize`): a handler waits on its provider and Redis, and uses little of
 //! a core, while a spawned task per job cost a task, a wake-up across threads and a join.
 //! Without them `onboard-worker` spent a quarter less CPU per drained job (1.45-1.54 s
-//! against 1.88-2.04 s for 200,000 stubbed jobs) and drained 3-4 % faster on a 2-core
-//! machine it shares with Redis (README, Benchmarks). The runtime's other thread serves
-//! the fetchers, the success writers, the sweepers and the other providers' workers.
+//! against 1.88-2.04 s for 200,000 stubbed jobs), and `drain-stub` ran about 60,000 jobs/s
+//! where it ran about 52,000, on a 2-core machine it shares with Redis (README,
+//! Benchmarks). The fetchers, the success writers, the sweepers and the other providers'
+//! workers are tasks of their own, so the runtime still spreads them over its threads.
 
 use crate::handlers::Runner;
 use crate::runtime::slots::Slots;
